@@ -1,0 +1,1 @@
+"""mockserver: an offline OpenAI-compatible upstream for holynb and any streaming client."""
