@@ -28,7 +28,24 @@ _EXPORTS: dict[str, str] = {
     "StreamTimeout": "holynb._errors",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension"])
+__all__ = [
+    "APIStatusError",
+    "AsyncClient",
+    "AuthenticationError",
+    "ChatPanel",
+    "Client",
+    "ConfigError",
+    "HolyError",
+    "HolyMagics",
+    "MalformedChunkError",
+    "RateLimitError",
+    "StreamInterrupted",
+    "StreamStats",
+    "StreamTimeout",
+    "__version__",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 
 if TYPE_CHECKING:
     from holynb._client import AsyncClient

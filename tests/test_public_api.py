@@ -1,0 +1,99 @@
+"""The package's public face: exported names, lazy loading, and the layering rules of DESIGN.md."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import holynb
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Modules that may import IPython / ipywidgets: the notebook front ends only.
+NOTEBOOK_MODULES = {"_magic", "_panel"}
+
+
+def test_all_is_sorted_and_resolves() -> None:
+    assert holynb.__all__ == sorted(holynb.__all__)
+    extras = {"__version__", "load_ipython_extension", "unload_ipython_extension"}
+    assert set(holynb.__all__) == set(holynb._EXPORTS) | extras
+    for name in holynb.__all__:
+        assert getattr(holynb, name) is not None, name
+
+
+def test_dir_lists_public_names() -> None:
+    assert set(holynb.__all__) <= set(dir(holynb))
+
+
+def test_unknown_attribute_raises_attribute_error() -> None:
+    try:
+        holynb.DoesNotExist  # noqa: B018
+    except AttributeError as exc:
+        assert "DoesNotExist" in str(exc)
+    else:  # pragma: no cover - the assertion is the test
+        raise AssertionError("expected AttributeError")
+
+
+def test_errors_share_one_base() -> None:
+    for name in (
+        "ConfigError",
+        "AuthenticationError",
+        "RateLimitError",
+        "APIStatusError",
+        "StreamInterrupted",
+        "StreamTimeout",
+        "MalformedChunkError",
+    ):
+        assert issubclass(getattr(holynb, name), holynb.HolyError), name
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _is_notebook_module(path: Path) -> bool:
+    stem = path.stem
+    return any(stem == m or stem.startswith(m + "_") for m in NOTEBOOK_MODULES) or stem.startswith(
+        "_render"
+    )
+
+
+def test_client_core_imports_no_ipython() -> None:
+    offenders = []
+    for path in sorted((ROOT / "holynb").glob("*.py")):
+        if _is_notebook_module(path):
+            continue
+        for mod in _imported_modules(path):
+            if mod.split(".")[0] in {"IPython", "ipywidgets", "ipykernel", "traitlets"}:
+                offenders.append(f"{path.name} imports {mod}")
+    assert not offenders, offenders
+
+
+def test_mockserver_imports_only_the_sse_decoder_from_holynb() -> None:
+    offenders = []
+    for path in sorted((ROOT / "mockserver").rglob("*.py")):
+        for mod in _imported_modules(path):
+            if mod.split(".")[0] == "holynb" and mod != "holynb.sse":
+                offenders.append(f"{path.relative_to(ROOT)} imports {mod}")
+    assert not offenders, offenders
+
+
+def test_import_holynb_is_lazy() -> None:
+    code = (
+        "import sys, holynb; "
+        "heavy = [m for m in ('httpx', 'aiohttp', 'IPython', 'ipywidgets') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "", f"'import holynb' pulled in heavy modules: {out}"
