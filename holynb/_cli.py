@@ -1,0 +1,315 @@
+"""The ``holynb`` command line: ``demo``, ``chat``, ``models`` and ``bench``.
+
+Replies stream live to stdout, delta by delta; the one-line stats summary and every message go
+to stderr, so ``holynb chat ... > answer.md`` captures the answer alone. Errors are one line on
+stderr with exit code 1, never a traceback; Ctrl-C keeps the partial text and exits with 130.
+Heavy modules (the client, the mock server) are imported inside the subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from holynb._client import AsyncClient
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+BENCH_DESCRIPTION = (
+    "Run N requests at concurrency C against an endpoint (default: the bundled mock) and report "
+    "TTFT, inter-token latency, time per output token, end-to-end latency and throughput."
+)
+# Matches the bundled long Markdown cassette (mockserver/cassettes/long-markdown.json), a ~29 s
+# recording; the demo replays it at 10x speed so that it finishes in about three seconds.
+DEMO_PROMPT = "Explain how to stream chat completions into a Jupyter notebook."
+DEMO_SPEED = 0.1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``holynb`` command line; return the process exit code."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.command == "bench":
+        # The bench module owns its options; load it only when `bench` is the command.
+        from holynb.bench import add_cli_arguments
+
+        bench_parser = argparse.ArgumentParser(prog="holynb bench", description=BENCH_DESCRIPTION)
+        add_cli_arguments(bench_parser)
+        args = bench_parser.parse_args(rest, namespace=args)
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    _make_stdout_safe()
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        # The text streamed so far stays on screen (_chat ended its line on the way out).
+        sys.stdout.flush()
+        print("holynb: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, and keep Python from complaining
+        # about the unflushable stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+    except Exception as exc:
+        _print_error(exc)
+        return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="holynb",
+        description="Stream chat completions from OpenAI-compatible APIs (HolySheep AI by "
+        "default). Set HOLYSHEEP_API_KEY, or use --mock / `holynb demo` to run offline.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="stream a reply from the bundled mock server (offline, no key needed)",
+        description="Start the bundled mock server in-process and stream a reply from it.",
+    )
+    demo.add_argument("-m", "--model", help="model to imitate (default: deepseek-v3.2)")
+    demo.add_argument("--transport", choices=("sse", "ws"), help="sse (default) or ws")
+    demo.add_argument("prompt", nargs="?", default=None, help="prompt (default: a sample)")
+    demo.set_defaults(run=_run_demo)
+
+    chat = sub.add_parser(
+        "chat",
+        help="stream one reply to a prompt",
+        description="Stream one chat completion to stdout.",
+    )
+    chat.add_argument("prompt", metavar="PROMPT", help="the user message ('-': read stdin)")
+    chat.add_argument("-m", "--model", help="model (default: HOLYNB_MODEL or deepseek-v3.2)")
+    chat.add_argument("-s", "--system", help="system prompt")
+    chat.add_argument("-t", "--temperature", type=float, help="sampling temperature")
+    chat.add_argument("--max-tokens", type=_positive_int, help="maximum tokens in the reply")
+    chat.add_argument("--transport", choices=("sse", "ws"), help="sse or ws (default: sse)")
+    _add_endpoint_arguments(chat)
+    chat.add_argument("--no-stats", action="store_true", help="do not print the stats line")
+    chat.set_defaults(run=_run_chat)
+
+    models = sub.add_parser(
+        "models", help="list the models the endpoint serves", description="List models."
+    )
+    _add_endpoint_arguments(models)
+    models.set_defaults(run=_run_models)
+
+    # `holynb bench` options (and its --help) are parsed in main(), by holynb.bench's parser.
+    bench = sub.add_parser(
+        "bench", help="measure TTFT, inter-token latency and throughput", add_help=False
+    )
+    bench.set_defaults(run=_run_bench)
+    return parser
+
+
+def _add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--base-url", help="API base URL (default: HOLYSHEEP_BASE_URL or the HolySheep API)"
+    )
+    where.add_argument(
+        "--mock", action="store_true", help="use the bundled mock server (offline, no key needed)"
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+# --- subcommands -----------------------------------------------------------------------------
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    prompt = args.prompt or DEMO_PROMPT
+
+    async def demo() -> None:
+        async with _endpoint(mock=True, base_url=None, speed=DEMO_SPEED) as (base_url, api_key):
+            print(
+                f"holynb demo: the bundled mock at {base_url}, replaying at "
+                f"{1 / DEMO_SPEED:g}x recorded speed",
+                file=sys.stderr,
+            )
+            print(f"> {prompt}\n", file=sys.stderr)
+            await _chat(
+                base_url=base_url,
+                api_key=api_key,
+                messages=[{"role": "user", "content": prompt}],
+                model=args.model,
+                transport=args.transport,
+                params={},
+                stats=True,
+            )
+
+    asyncio.run(demo())
+    return EXIT_OK
+
+
+def _run_chat(args: argparse.Namespace) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        raise _UsageError("the prompt is empty: pass it as an argument or pipe it with '-'")
+    messages = [{"role": "user", "content": prompt}]
+    if args.system:
+        messages.insert(0, {"role": "system", "content": args.system})
+    params: dict[str, Any] = {}
+    if args.temperature is not None:
+        params["temperature"] = args.temperature
+    if args.max_tokens is not None:
+        params["max_tokens"] = args.max_tokens
+
+    async def chat() -> None:
+        async with _endpoint(mock=args.mock, base_url=args.base_url) as (base_url, api_key):
+            await _chat(
+                base_url=base_url,
+                api_key=api_key,
+                messages=messages,
+                model=args.model,
+                transport=args.transport,
+                params=params,
+                stats=not args.no_stats,
+            )
+
+    asyncio.run(chat())
+    return EXIT_OK
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    async def models() -> list[str]:
+        async with _endpoint(mock=args.mock, base_url=args.base_url) as (base_url, api_key):
+            async with _client(base_url, api_key) as client:
+                return await client.models()
+
+    for model in asyncio.run(models()):
+        print(model)
+    return EXIT_OK
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from holynb.bench import run_cli
+
+    return run_cli(args)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    """A problem with the command line that argparse cannot see (e.g. an empty prompt)."""
+
+
+@contextlib.asynccontextmanager
+async def _endpoint(
+    *, mock: bool, base_url: str | None, speed: float = 1.0
+) -> AsyncIterator[tuple[str | None, str | None]]:
+    """Yield (base_url, api_key): the bundled mock's, or the given URL and the configured key."""
+    if not mock:
+        yield base_url, None
+        return
+    from mockserver import MOCK_KEY, MockServer
+
+    async with MockServer(speed=speed) as server:
+        yield server.url, MOCK_KEY
+
+
+@contextlib.asynccontextmanager
+async def _client(base_url: str | None, api_key: str | None) -> AsyncIterator[AsyncClient]:
+    from holynb._client import AsyncClient
+
+    # The CLI makes one request: a quick retry or two, not a long wait, before giving up.
+    async with AsyncClient(base_url=base_url, api_key=api_key, max_retries=2) as client:
+        yield client
+
+
+async def _chat(
+    *,
+    base_url: str | None,
+    api_key: str | None,
+    messages: list[dict[str, str]],
+    model: str | None,
+    transport: str | None,
+    params: dict[str, Any],
+    stats: bool,
+) -> None:
+    """Stream one reply to stdout as it arrives, then print the stats line to stderr."""
+    out = sys.stdout
+    text_ended_with_newline = True
+    async with _client(base_url, api_key) as client:
+        try:
+            async with client.stream(
+                messages, model=model, transport=transport, **params
+            ) as stream:
+                async for delta in stream:
+                    if delta:
+                        out.write(delta)
+                        out.flush()
+                        text_ended_with_newline = delta.endswith("\n")
+        finally:
+            # Whatever happened, the partial text stays and the next line starts clean.
+            if not text_ended_with_newline:
+                out.write("\n")
+                out.flush()
+    if stats:
+        print(_stats_line(stream), file=sys.stderr)
+
+
+def _stats_line(stream: Any) -> str:
+    """E.g. ``deepseek-v3.2 · sse · TTFT 96 ms · 120 tokens · 70.8 tok/s · total 1.79 s · $…``."""
+    from holynb._pricing import cost_usd
+
+    st = stream.stats
+    parts = [stream.model, stream.transport]
+    parts.append("TTFT –" if st.ttft_s is None else f"TTFT {st.ttft_s * 1000:.0f} ms")
+    parts.append(f"{st.tokens} tokens")
+    parts.append("– tok/s" if st.tokens_per_s is None else f"{st.tokens_per_s:.1f} tok/s")
+    if st.total_s is not None:
+        parts.append(f"total {st.total_s:.2f} s")
+    cost = cost_usd(stream.model, st.tokens)
+    parts.append("cost unknown" if cost is None else f"${cost:.6f}")
+    return " · ".join(parts)
+
+
+def _print_error(exc: BaseException) -> None:
+    """One line on stderr: what went wrong (the key masked, however it got into the message)."""
+    from holynb._config import PLACEHOLDER_KEY, scrub
+    from holynb._errors import ConfigError, HolyError
+
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, HolyError | _UsageError):
+        message = f"{type(exc).__name__}: {message}"
+    if isinstance(exc, ConfigError) and "HOLYSHEEP_API_KEY" in message:
+        message += " Without a key, `holynb chat --mock` and `holynb demo` run offline."
+    key = os.environ.get("HOLYSHEEP_API_KEY", "").strip()
+    if key and key != PLACEHOLDER_KEY:
+        message = scrub(message, key)
+    print(f"holynb: error: {message}", file=sys.stderr)
+
+
+def _make_stdout_safe() -> None:
+    # A reply may hold any character; on a terminal that cannot show one, print a replacement
+    # instead of dying with UnicodeEncodeError halfway through the answer.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    if reconfigure is not None and encoding != "utf8":
+        reconfigure(errors="replace")

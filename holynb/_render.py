@@ -1,0 +1,408 @@
+"""Budgeted live Markdown rendering: block splitting and update scheduling (pure logic, no I/O).
+
+Re-sending the whole answer on every token costs O(n²) bytes and one IOPub message per token
+(DESIGN.md, "Notebook rendering budget"). Instead:
+
+* :class:`MarkdownBlocks` splits streamed Markdown into top-level blocks. A block is *finished*
+  once no later text can change how it renders (the next block has begun, or a heading, rule or
+  fenced code block has ended); finished text never changes. The cut points are chosen so that
+  rendering the pieces one after another gives the same HTML as rendering the whole text.
+* :class:`LiveMarkdown` turns the growing text into display operations for a notebook: output
+  "slots" that each show a contiguous piece of the answer. The slot at the bottom shows the block
+  in progress and is re-sent at most ``max_updates_per_s`` times a second; once it holds finished
+  blocks it is frozen with exactly those blocks (sent once) and a new slot starts below it.
+  Every operation is one display message, so the rate limit is a limit on messages.
+
+CommonMark rules referenced below: https://spec.commonmark.org/0.31.2/
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Budget", "Emit", "LiveMarkdown", "MarkdownBlocks"]
+
+# https://spec.commonmark.org/0.31.2/#fenced-code-blocks
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+# https://spec.commonmark.org/0.31.2/#thematic-breaks
+_BREAK = re.compile(r"^ {0,3}(?:(?:\*[ \t]*){3,}|(?:-[ \t]*){3,}|(?:_[ \t]*){3,})$")
+# https://spec.commonmark.org/0.31.2/#setext-headings (the `=` underline; `-` is also a break)
+_SETEXT_EQ = re.compile(r"^ {0,3}=+[ \t]*$")
+# https://spec.commonmark.org/0.31.2/#atx-headings
+_ATX = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)")
+# https://spec.commonmark.org/0.31.2/#list-items
+_ITEM = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>[-+*]|\d{1,9}[.)])(?P<space>[ \t]+|$)")
+# What a partial line may still grow into a list marker from.
+_ITEM_PREFIX = re.compile(r"^(?:[-+*]|\d{1,9}[.)]?)$")
+# Block quote markers, stripped to find fences inside quotes.
+_QUOTE = re.compile(r"^(?: {0,3}>[ \t]?)+")
+# HTML blocks of kinds 1 and 2 may contain blank lines, so they end only at their end marker.
+# https://spec.commonmark.org/0.31.2/#html-blocks
+_RAW_HTML_START = re.compile(r"^ {0,3}(?:<(script|pre|style|textarea)(?:[\s>]|$)|(<!--))", re.I)
+
+
+def _columns(text: str) -> int:
+    """Display width of ``text``, with tabs advancing to the next multiple of 4."""
+    width = 0
+    for ch in text:
+        width += 4 - width % 4 if ch == "\t" else 1
+    return width
+
+
+def _indent(line: str) -> int:
+    """Width of the leading whitespace of ``line``."""
+    return _columns(line[: len(line) - len(line.lstrip(" \t"))])
+
+
+@dataclass(slots=True)
+class _Fence:
+    char: str
+    length: int
+    indent: int
+    quote: str  # the block quote prefix of the opening line ("" outside quotes)
+
+
+def _fence_opening(line: str) -> tuple[str, _Fence] | None:
+    """The fence a line opens, as (prefix used to close it, fence), or None."""
+    quote_match = _QUOTE.match(line)
+    quote = quote_match.group(0) if quote_match else ""
+    m = _FENCE.match(line[len(quote) :])
+    if m is None:
+        return None
+    fence = m.group("fence")
+    if fence[0] == "`" and "`" in m.group("info"):
+        return None  # a backtick fence's info string cannot contain backticks: inline code
+    indent = _indent(m.group("indent"))
+    return m.group("indent"), _Fence(fence[0], len(fence), indent, quote)
+
+
+def _closes(fence: _Fence, line: str) -> bool:
+    """True if ``line`` is a closing fence for ``fence``."""
+    body = line[len(fence.quote) :] if fence.quote else line
+    stripped = body.strip()
+    return (
+        len(stripped) >= fence.length
+        and stripped == fence.char * len(stripped)
+        and _indent(body) <= fence.indent + 3
+    )
+
+
+class MarkdownBlocks:
+    """Split streamed Markdown into finished top-level blocks.
+
+    ``feed()`` returns blocks that are finished; ``text[boundary:]`` is the block in progress.
+    The finished blocks followed by the block in progress are exactly the text fed so far.
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.boundary = 0  # text[:boundary] is finished blocks
+        self._scan = 0  # start of the first line not yet classified
+        self._kind: str | None = None  # None (only blank lines so far), para, list, code, html
+        self._blank_before = False
+        self._list_indent = 0  # content indent of the current top-level list item
+        self._fence: _Fence | None = None
+        self._fence_prefix = ""
+        self._raw_html_end: str | None = None  # end marker of an open HTML block (kinds 1-2)
+        self._cuts: list[int] = []  # block ends found by the current feed()
+
+    def feed(self, delta: str) -> list[str]:
+        """Add streamed text; return the blocks that this text finished, in order."""
+        cuts = [self.boundary]
+        self._cuts = cuts
+        self.text += delta
+        while True:
+            end = self.text.find("\n", self._scan)
+            if end < 0:
+                break
+            line = self.text[self._scan : end].rstrip("\r")
+            line_start, self._scan = self._scan, end + 1
+            self._line(line, line_start, self._scan)
+        if self._blank_before and self._kind is not None and self._fence is None:
+            self._decide_early()
+        return [self.text[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+
+    def close(self) -> str:
+        """End of stream: return the rest as the last block (may be empty) and finish it."""
+        rest = self.text[self.boundary :]
+        self.boundary = self._scan = len(self.text)
+        self._fence = None
+        self._kind = None
+        return rest
+
+    @property
+    def pending(self) -> str:
+        """The block in progress (text after the last finished block)."""
+        return self.text[self.boundary :]
+
+    def closing_fence(self) -> str:
+        """Text to append to :attr:`pending` for display so that no fence is rendered half-open."""
+        tail = self.text[self._scan :]  # the line still being written
+        fence = self._fence
+        if fence is None:
+            opening = _fence_opening(tail) if tail.strip() else None
+            if opening is None:
+                return ""
+            prefix, fence = opening
+            if fence.indent > 3 and self._kind != "list":
+                return ""  # indented code, not a fence
+            return "\n" + fence.quote + prefix + fence.char * fence.length
+        if tail and _closes(fence, tail):
+            return ""  # the closing fence is being written and already closes
+        stripped = tail.strip()
+        if tail and stripped and stripped == fence.char * len(stripped):
+            # The start of the closing fence: shown closed rather than as a stray backtick line.
+            return fence.char * (fence.length - len(stripped))
+        lead = "" if not tail and self.text.endswith("\n") else "\n"
+        return lead + fence.quote + self._fence_prefix + fence.char * fence.length
+
+    def _cut(self, at: int) -> None:
+        """Finish the current block at text offset ``at`` (a line start)."""
+        if at > self.boundary:
+            self.boundary = at
+            self._cuts.append(at)
+        self._kind = None
+        self._blank_before = False
+
+    def _decide_early(self) -> None:
+        """Finish the block as soon as the line after a blank line shows it starts a new one.
+
+        Streamed paragraphs are usually one long line, so waiting for its newline would keep
+        the previous block unfinished (and re-sent) for the whole paragraph.
+        """
+        if self._raw_html_end is not None:
+            return
+        tail = self.text[self._scan :]
+        body = tail.lstrip(" \t")
+        if not body:
+            return
+        indent = _indent(tail)
+        if self._kind == "code" and indent >= 4:
+            return  # indented code goes on
+        if self._kind == "list":
+            if indent >= self._list_indent or _ITEM_PREFIX.match(body):
+                return  # the item goes on, or the line may still become the next item
+            item = _ITEM.match(tail)
+            if item is not None and item.group("space"):
+                return  # the next item of a loose list
+        self._cut(self._scan)
+
+    def _line(self, line: str, start: int, end: int) -> None:
+        """Classify one complete line (``text[start:end]`` including its newline)."""
+        fence = self._fence
+        if fence is not None:
+            if fence.quote and not line.startswith(fence.quote.rstrip()):
+                self._fence = None  # leaving the block quote ends the fenced code inside it
+                if self._kind == "fence":
+                    self._cut(start)
+            elif _closes(fence, line):
+                self._fence = None
+                if self._kind == "fence":
+                    self._cut(end)
+                return
+            else:
+                return
+        if self._raw_html_end is not None:
+            if self._raw_html_end in line.lower():
+                self._raw_html_end = None
+            return
+        if not line.strip():
+            self._blank_before = True
+            return
+        indent = _indent(line)
+        item = _ITEM.match(line)
+        in_list = self._kind == "list"
+        if self._kind is not None and self._blank_before:
+            if in_list and (indent >= self._list_indent or (item and indent < self._list_indent)):
+                pass  # list item continues, or the next item of a loose list
+            elif self._kind == "code" and indent >= 4:
+                pass  # indented code continues across blank lines
+            else:
+                self._cut(start)
+                in_list = False
+        elif self._kind is not None and not (in_list and indent >= self._list_indent):
+            # Blocks that interrupt the block in progress start a new block of their own.
+            opening = _fence_opening(line)
+            if _ATX.match(line) or (opening and indent <= 3 and not opening[1].quote):
+                self._cut(start)
+                in_list = False
+        self._blank_before = False
+
+        opening = _fence_opening(line)
+        if opening is not None and (indent <= 3 or in_list):
+            self._fence_prefix, self._fence = opening
+            if self._kind is None:
+                # A fence inside a block quote is part of the quote, which may go on after it.
+                self._kind = "para" if self._fence.quote else "fence"
+            return
+        html = _RAW_HTML_START.match(line)
+        if html is not None:
+            end_marker = "-->" if html.group(2) else f"</{html.group(1).lower()}>"
+            after_start = line[html.end() :].lower() if html.group(2) else line.lower()
+            if end_marker not in after_start:
+                self._raw_html_end = end_marker
+            if self._kind is None:
+                self._kind = "html"
+            return
+        if self._kind is None and (_ATX.match(line) or _BREAK.match(line)):
+            self._cut(end)  # a heading or a rule is a whole block on its own line
+            return
+        if self._kind == "para" and (_SETEXT_EQ.match(line) or _BREAK.match(line)):
+            self._cut(end)  # setext heading underline (or a rule after the paragraph)
+            return
+        if in_list and _BREAK.match(line) and indent < self._list_indent:
+            self._cut(end)
+            return
+        if item is not None and not _BREAK.match(line):
+            marker_indent = _indent(item.group("indent"))
+            if not in_list or marker_indent < self._list_indent:
+                marker_end = _columns(item.group("indent") + item.group("marker"))
+                width = _columns(item.group(0)) - marker_end
+                if width > 4 or not item.group("space"):
+                    width = 1  # content starting 5+ columns after the marker is indented code
+                self._list_indent = marker_end + width
+            self._kind = "list"
+            return
+        if self._kind is None:
+            self._kind = "code" if indent >= 4 else "para"
+
+
+class Budget:
+    """Spaces messages at least ``1 / rate`` seconds apart, so any 1 s window holds ≤ ``rate``."""
+
+    def __init__(self, rate: float = 20.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0:
+            raise ValueError(f"max updates per second must be positive, got {rate!r}")
+        self.interval = 1.0 / rate
+        self.clock = clock
+        self.messages = 0
+        self._next_at = float("-inf")
+
+    def due_in(self) -> float:
+        """Seconds until the next message may be sent (0 when it may be sent now)."""
+        return max(0.0, self._next_at - self.clock())
+
+    def take(self) -> None:
+        """Record that one message is being sent now."""
+        self.messages += 1
+        self._next_at = self.clock() + self.interval
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """One display message: show ``text`` in a new output slot or replace a slot's text."""
+
+    op: Literal["new", "update"]
+    slot: int
+    text: str
+    frozen: bool  # the slot holds finished blocks only and will never change again
+
+
+class LiveMarkdown:
+    """Turn streamed Markdown into display operations within a message budget.
+
+    Call :meth:`feed` with each delta and perform the returned operations; when no delta
+    arrives, call :meth:`poll` after :meth:`due_in` seconds so the last text is not held back.
+    At the end, :meth:`final_text` is the whole answer ready to render (fences closed) and
+    :meth:`finish` freezes the remaining text into the slots (for outputs that stay as they are).
+    """
+
+    def __init__(self, budget: Budget | None = None) -> None:
+        self.blocks = MarkdownBlocks()
+        self.budget = budget if budget is not None else Budget()
+        self._slot: int | None = None  # the open (bottom) slot, if one is shown
+        self._slots = 0
+        self._start = 0  # text offset where the open slot, or the next one, begins
+        self._shown = ""  # what the open slot shows
+
+    @property
+    def slots(self) -> int:
+        """How many output slots have been opened."""
+        return self._slots
+
+    @property
+    def text(self) -> str:
+        """Everything received so far."""
+        return self.blocks.text
+
+    def feed(self, delta: str) -> list[Emit]:
+        """Add a delta; return the operations to perform now (at most one)."""
+        self.blocks.feed(delta)
+        return self.poll()
+
+    def poll(self) -> list[Emit]:
+        """Return the operation that is due now, if any (at most one)."""
+        if self.budget.due_in() > 0:
+            return []
+        emit = self._step()
+        if emit is None:
+            return []
+        self.budget.take()
+        return [emit]
+
+    def due_in(self) -> float | None:
+        """Seconds until :meth:`poll` has something to send; None when everything is shown."""
+        if self.blocks.boundary == self._start and self._live() == self._shown:
+            return None
+        if self._slot is None and self.blocks.boundary == self._start and not self._live().strip():
+            return None
+        return self.budget.due_in()
+
+    def final_text(self) -> str:
+        """The whole text for the final render, with an unterminated fence closed."""
+        return self.blocks.text + self.blocks.closing_fence()
+
+    def finish(self) -> list[Emit]:
+        """Freeze the rest of the text into the slots; return the operations (not budgeted)."""
+        closing = self.blocks.closing_fence()
+        rest = self.blocks.text[self._start :] + closing
+        self.blocks.close()
+        self._start = len(self.blocks.text)
+        if rest == self._shown and self._slot is not None:
+            emits = []
+        elif self._slot is not None:
+            emits = [Emit("update", self._slot, rest, True)]
+        elif rest.strip():
+            emits = [Emit("new", self._new_slot(), rest, True)]
+        else:
+            emits = []
+        self._slot = None
+        self._shown = ""
+        return emits
+
+    def _live(self) -> str:
+        return self.blocks.pending + self.blocks.closing_fence()
+
+    def _new_slot(self) -> int:
+        self._slots += 1
+        return self._slots - 1
+
+    def _step(self) -> Emit | None:
+        boundary = self.blocks.boundary
+        if boundary > self._start:
+            # Freeze the open slot with exactly the finished blocks: they are sent this once.
+            text = self.blocks.text[self._start : boundary]
+            if self._slot is None:
+                emit = Emit("new", self._new_slot(), text, True)
+            else:
+                emit = Emit("update", self._slot, text, True)
+            self._start = boundary
+            self._slot = None
+            self._shown = ""
+            return emit
+        live = self._live()
+        if live == self._shown:
+            return None
+        if self._slot is None:
+            if not live.strip():
+                return None
+            self._slot = self._new_slot()
+            emit = Emit("new", self._slot, live, False)
+        else:
+            emit = Emit("update", self._slot, live, False)
+        self._shown = live
+        return emit

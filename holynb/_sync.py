@@ -1,0 +1,250 @@
+"""The sync client: a thin layer over AsyncClient running on a private event loop thread.
+
+Like IPython's ``%%script``, the async work runs on an event loop in a daemon thread, so the
+sync API also works where a loop is already running in this thread (Jupyter). Deltas cross
+threads in batches (everything already received), not one hop per token. ``on_retry``
+callbacks run in the calling thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from holynb._client import AsyncClient, CompletionResult
+from holynb._errors import ConfigError
+from holynb._retry import RetryEvent
+from holynb._stats import StreamStats
+from holynb._stream import AsyncStream
+
+__all__ = ["Client", "Stream"]
+
+T = TypeVar("T")
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_thread: threading.Thread | None = None
+_loop_lock = threading.Lock()
+_FINISHED = object()
+# How long closing may take after an interrupt before the caller gets control back.
+_CLOSE_WAIT_S = 5.0
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    """The process-wide holynb loop (started on first use, on a daemon thread)."""
+    global _loop, _loop_thread
+    with _loop_lock:
+        if _loop is None or _loop.is_closed() or not _loop_thread or not _loop_thread.is_alive():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="holynb-loop", daemon=True)
+            thread.start()
+            _loop, _loop_thread = loop, thread
+        return _loop
+
+
+class _Runner:
+    """Runs coroutines on the background loop and waits for them in the calling thread."""
+
+    def __init__(self) -> None:
+        self.loop = _background_loop()
+
+    def run(
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        events: queue.SimpleQueue[Any] | None = None,
+        on_event: Callable[[Any], Any] | None = None,
+        on_interrupt: Callable[[], Coroutine[Any, Any, Any]] | None = None,
+    ) -> T:
+        """Run ``coro``; deliver queued events to ``on_event`` here; clean up on interrupt."""
+        if threading.current_thread() is _loop_thread:
+            coro.close()
+            raise ConfigError(
+                "The sync Client was called from holynb's own loop thread (e.g. inside an "
+                "async callback): use AsyncClient there."
+            )
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        inbox: queue.SimpleQueue[Any] = events if events is not None else queue.SimpleQueue()
+        future.add_done_callback(lambda _: inbox.put(_FINISHED))
+        try:
+            while True:
+                item = inbox.get()
+                if item is _FINISHED:
+                    return future.result()
+                if on_event is not None:
+                    on_event(item)
+        except BaseException:
+            # KeyboardInterrupt (or an error in a callback): stop the work on the loop now.
+            future.cancel()
+            if on_interrupt is not None:
+                self.wait(on_interrupt())
+            raise
+
+    def wait(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` to completion, bounded in time (used for cleanup)."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            future.result(timeout=_CLOSE_WAIT_S)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()
+
+
+class Stream:
+    """A streamed chat completion for sync code: ``with c.stream(...) as s: for d in s``."""
+
+    def __init__(self, runner: _Runner, astream: AsyncStream, events: queue.SimpleQueue[Any],
+                 on_retry: Callable[[RetryEvent], Any] | None) -> None:
+        self._runner = runner
+        self._astream = astream
+        self._events = events
+        self._on_retry = on_retry
+        self._entered = False
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(
+            coro, events=self._events, on_event=self._deliver, on_interrupt=self._astream.aclose
+        )
+
+    def _deliver(self, event: RetryEvent) -> None:
+        if self._on_retry is not None:
+            self._on_retry(event)
+
+    def __enter__(self) -> Stream:
+        self._run(self._astream.start())
+        self._entered = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[str]:
+        owned = not self._entered
+        try:
+            if owned:
+                self.__enter__()
+            while True:
+                batch = self._run(self._astream.next_deltas())
+                if not batch:
+                    return
+                yield from batch
+        finally:
+            if owned:
+                self.close()
+
+    def close(self) -> None:
+        """Stop the stream; if it is still running, the upstream connection is closed now."""
+        self._runner.wait(self._astream.aclose())
+
+    @property
+    def text(self) -> str:
+        """All text received so far."""
+        return self._astream.text
+
+    @property
+    def finish_reason(self) -> str | None:
+        """``stop``, ``length``, ``tool_calls``... once the server sent it."""
+        return self._astream.finish_reason
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The usage chunk if the server sent one."""
+        return self._astream.usage
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """Tool calls accumulated from the deltas, in OpenAI format."""
+        return self._astream.tool_calls
+
+    @property
+    def stats(self) -> StreamStats:
+        """Timing and size figures (see docs/client.md)."""
+        return self._astream.stats
+
+    @property
+    def model(self) -> str:
+        """The model that answered (or the one requested)."""
+        return self._astream.model
+
+    @property
+    def done(self) -> bool:
+        """True once the stream ended normally."""
+        return self._astream.done
+
+    def __repr__(self) -> str:
+        return repr(self._astream).replace("<AsyncStream", "<Stream", 1)
+
+
+class Client:
+    """Sync twin of :class:`AsyncClient` (same keywords): ``with Client() as c:``."""
+
+    def __init__(self, *args: Any, on_retry: Callable[[RetryEvent], Any] | None = None,
+                 **kwargs: Any) -> None:
+        self._aclient = AsyncClient(*args, **kwargs)
+        self._on_retry = on_retry
+        self._runner = _Runner()
+
+    @property
+    def aclient(self) -> AsyncClient:
+        """The underlying :class:`AsyncClient` (use it only on holynb's loop)."""
+        return self._aclient
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL in use."""
+        return self._aclient.base_url
+
+    @property
+    def model(self) -> str:
+        """The default model."""
+        return self._aclient.model
+
+    @property
+    def transport(self) -> str:
+        """The default transport (``"sse"`` or ``"ws"``)."""
+        return self._aclient.transport
+
+    def __repr__(self) -> str:
+        return repr(self._aclient).replace("AsyncClient(", "Client(", 1)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._runner.wait(self._aclient.aclose())
+
+    def stream(
+        self,
+        messages_or_prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        on_retry: Callable[[RetryEvent], Any] | None = None,
+        **kwargs: Any,
+    ) -> Stream:
+        """Start a streamed chat completion (same arguments as ``AsyncClient.stream``)."""
+        events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        callback = self._on_retry if on_retry is None else on_retry
+        astream = self._aclient.stream(messages_or_prompt, on_retry=events.put, **kwargs)
+        return Stream(self._runner, astream, events, callback)
+
+    def complete(
+        self,
+        messages_or_prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        on_retry: Callable[[RetryEvent], Any] | None = None,
+        **kwargs: Any,
+    ) -> CompletionResult:
+        """Run a non-streaming chat completion (same arguments as ``AsyncClient.complete``)."""
+        events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        callback = self._on_retry if on_retry is None else on_retry
+        coro = self._aclient.complete(messages_or_prompt, on_retry=events.put, **kwargs)
+        return self._runner.run(coro, events=events, on_event=callback)
+
+    def models(self) -> list[str]:
+        """The model ids the server offers."""
+        return self._runner.run(self._aclient.models())

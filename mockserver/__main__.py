@@ -1,0 +1,5 @@
+"""``python -m mockserver``."""
+
+from ._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,284 @@
+"""The fault grammar and what each fault does to a reply.
+
+Grammar (``X-Mock-Fault`` header, ``?X-Mock-Fault=`` on the WebSocket URL, ``--fault``)::
+
+    faults := fault (";" fault)*
+    fault  := name [":" param ("," param)*]
+    param  := key "=" value          # every fault also takes p=<0..1>, a seeded probability
+
+A reply is a list of :class:`~mockserver._frames.Frame`; :func:`plan_reply` turns it, with the
+faults that fired, into a :class:`Plan` the SSE and WebSocket writers execute. Counts are in
+frames: a generated reply sends one chunk per frame; a cassette one recorded write per frame.
+``after=N`` acts once N frames were sent; ``at=N`` makes the N-th frame sent (1-based) the fault.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ._frames import Frame
+
+__all__ = [
+    "FAULTS",
+    "FaultError",
+    "FaultSpec",
+    "Plan",
+    "fired",
+    "merge_faults",
+    "parse_faults",
+    "plan_reply",
+]
+
+
+class FaultError(ValueError):
+    """A fault specification does not follow the grammar."""
+
+
+def _int(lo: int, hi: int | None = None):
+    def conv(text: str) -> int:
+        value = int(text)
+        if value < lo or (hi is not None and value > hi):
+            bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+            raise ValueError(f"must be {bound}")
+        return value
+
+    conv.kind = "an integer"  # type: ignore[attr-defined]
+    return conv
+
+
+def _float(lo: float, hi: float | None = None):
+    def conv(text: str) -> float:
+        value = float(text)
+        if not value >= lo or (hi is not None and value > hi):
+            bound = f"between {lo:g} and {hi:g}" if hi is not None else f">= {lo:g}"
+            raise ValueError(f"must be {bound}")
+        return value
+
+    conv.kind = "a number"  # type: ignore[attr-defined]
+    return conv
+
+
+# name -> {param: (converter, default)}; a default of None means the parameter is required.
+FAULTS: dict[str, dict[str, tuple[Any, Any]]] = {
+    "status": {"code": (_int(100, 599), None), "retry_after": (_float(0), None)},
+    "disconnect": {"after": (_int(0), 0)},
+    "reset": {"after": (_int(0), 0)},
+    "malformed": {"at": (_int(1), 1)},
+    "error-event": {"at": (_int(1), 1), "code": (_int(400, 599), 500)},
+    "stall": {"after": (_int(0), 0), "ms": (_float(0), 1000.0)},
+    "slice": {"size": (_int(1), 1), "ms": (_float(0), 0.0)},
+    "fragment": {"size": (_int(1), 1)},
+    "crlf": {},
+    "no-done": {},
+    "heartbeat": {"ms": (_float(1), 1000.0)},
+    "ws-close": {"code": (_int(1000, 4999), 1011), "after": (_int(0), 0)},
+}
+_OPTIONAL = {"status": {"retry_after"}}
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """One parsed fault: its name, its parameters and its probability."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    p: float = 1.0
+
+    def __str__(self) -> str:
+        parts = [
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items()
+        ]
+        if self.p != 1.0:
+            parts.append(f"p={self.p:g}")
+        return self.name + (":" + ",".join(parts) if parts else "")
+
+
+def parse_faults(text: str | None) -> list[FaultSpec]:
+    """Parse a fault list; raise :class:`FaultError` naming the bad part."""
+    specs: list[FaultSpec] = []
+    if not text or not text.strip():
+        return specs
+    for part in text.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, rest = part.partition(":")
+        name = name.strip()
+        if name not in FAULTS:
+            known = ", ".join(FAULTS)
+            raise FaultError(f"unknown fault {name!r} in {part!r}; known faults: {known}")
+        schema = FAULTS[name]
+        params: dict[str, Any] = {}
+        p = 1.0
+        for item in filter(None, (s.strip() for s in rest.split(","))):
+            key, eq, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if not eq or not value:
+                raise FaultError(f"fault {name!r}: expected key=value, got {item!r}")
+            if key == "p":
+                p = _convert(name, key, value, _float(0, 1))
+            elif key in schema:
+                params[key] = _convert(name, key, value, schema[key][0])
+            else:
+                allowed = ", ".join([*schema, "p"])
+                raise FaultError(
+                    f"fault {name!r} has no parameter {key!r} (in {part!r}); allowed: {allowed}"
+                )
+        for key, (_conv, default) in schema.items():
+            if key in params:
+                continue
+            if default is None and key not in _OPTIONAL.get(name, ()):
+                raise FaultError(f"fault {name!r} needs {key}=..., e.g. {name}:{key}=429")
+            if default is not None:
+                params[key] = default
+        specs.append(FaultSpec(name, params, p))
+    return specs
+
+
+def _convert(name: str, key: str, value: str, conv: Any) -> Any:
+    try:
+        return conv(value)
+    except ValueError as exc:
+        detail = str(exc) if str(exc).startswith("must") else f"must be {conv.kind}"
+        raise FaultError(f"fault {name!r}: {key}={value!r} {detail}") from None
+
+
+def merge_faults(*groups: Iterable[FaultSpec]) -> list[FaultSpec]:
+    """Combine fault lists (server, cassette, request); a later fault of the same name wins."""
+    merged: dict[str, FaultSpec] = {}
+    for group in groups:
+        for spec in group:
+            merged.pop(spec.name, None)
+            merged[spec.name] = spec
+    return list(merged.values())
+
+
+def fired(specs: Iterable[FaultSpec], rng: random.Random) -> dict[str, FaultSpec]:
+    """Draw each fault's probability once (seeded) and keep those that fire."""
+    out: dict[str, FaultSpec] = {}
+    for spec in specs:
+        if spec.p >= 1.0 or rng.random() < spec.p:
+            out[spec.name] = spec
+    return out
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a writer sends: frames at offsets, how the stream ends, and wire-level options.
+
+    ``end`` is ``"done"`` (finish normally), ``"close"`` (clean close, no more data),
+    ``"reset"`` (TCP RST) or ``"ws-close"`` (WebSocket close with ``close_code``).
+    """
+
+    frames: list[Frame]
+    end: str = "done"
+    close_code: int | None = None
+    slice_size: int | None = None
+    slice_gap_s: float = 0.0
+    fragment_size: int | None = None
+    heartbeat_s: float | None = None
+    outcome: str = "completed"
+
+
+def error_event_payload(code: int) -> str:
+    """The JSON of an in-stream error (``error-event`` fault)."""
+    from ._errors import status_error
+
+    err = status_error(code)
+    body = err.body()
+    body["error"]["message"] = f"Injected stream error ({code}): {err.message}"
+    body["error"]["status"] = code  # the HTTP status this in-stream error stands for
+    return json.dumps(body)
+
+
+MALFORMED_SSE = b'data: {"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "\n\n'
+MALFORMED_WS = '{"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "'
+
+
+def plan_reply(
+    frames: list[Frame], faults: dict[str, FaultSpec], *, transport: str, done: bytes | str
+) -> Plan:
+    """Apply fired faults to a reply's frames.
+
+    ``done`` is the end marker frame for this transport (``b"data: [DONE]\\n\\n"`` or
+    ``"[DONE]"``); ``no-done`` removes it wherever it appears.
+    """
+    frames = list(frames)
+    plan = Plan(frames)
+    outcome: str | None = None
+    sse = transport == "sse"
+
+    if "no-done" in faults:
+        frames[:] = _strip_done(frames, done)
+        outcome = "fault:no-done"
+    if "stall" in faults:
+        spec = faults["stall"]
+        n, extra = spec.params["after"], spec.params["ms"] / 1000
+        frames[n:] = [replace(f, at=f.at + extra) for f in frames[n:]]
+        outcome = "fault:stall"
+    if "malformed" in faults:
+        at = min(faults["malformed"].params["at"], len(frames) + 1) - 1
+        when = frames[at].at if at < len(frames) else (frames[-1].at if frames else 0.0)
+        frames.insert(at, Frame(when, MALFORMED_SSE if sse else MALFORMED_WS))
+        outcome = "fault:malformed"
+    if "error-event" in faults:
+        spec = faults["error-event"]
+        at = min(spec.params["at"], len(frames) + 1) - 1
+        when = frames[at].at if at < len(frames) else (frames[-1].at if frames else 0.0)
+        payload = error_event_payload(spec.params["code"])
+        data: bytes | str = f"event: error\ndata: {payload}\n\n".encode() if sse else payload
+        frames[at:] = [Frame(when, data)]
+        outcome = "fault:error-event"
+    for name in ("disconnect", "reset") + (("ws-close",) if not sse else ()):
+        if name in faults:
+            n = faults[name].params["after"]
+            if n < len(frames) or name == "ws-close":
+                del frames[n:]
+                plan.end = name if name != "disconnect" else "close"
+                if name == "ws-close":
+                    plan.close_code = faults[name].params["code"]
+                outcome = f"fault:{name}"
+                break
+    if sse and "crlf" in faults:
+        frames[:] = [
+            replace(f, data=f.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+            for f in frames
+            if isinstance(f.data, bytes)
+        ]
+        outcome = outcome or "fault:crlf"
+    if "slice" in faults:
+        spec = faults["slice"]
+        if sse:
+            plan.slice_size, plan.slice_gap_s = spec.params["size"], spec.params["ms"] / 1000
+        else:
+            plan.fragment_size = spec.params["size"]
+        outcome = outcome or "fault:slice"
+    if "fragment" in faults:
+        if sse:
+            plan.slice_size = faults["fragment"].params["size"]
+        else:
+            plan.fragment_size = faults["fragment"].params["size"]
+        outcome = outcome or "fault:fragment"
+    if "heartbeat" in faults:
+        plan.heartbeat_s = faults["heartbeat"].params["ms"] / 1000
+        outcome = outcome or "fault:heartbeat"
+    if outcome:
+        plan.outcome = outcome
+    return plan
+
+
+def _strip_done(frames: list[Frame], done: bytes | str) -> list[Frame]:
+    out: list[Frame] = []
+    for f in frames:
+        if f.data == done:
+            continue
+        if isinstance(f.data, bytes) and isinstance(done, bytes) and done in f.data:
+            f = replace(f, data=f.data.replace(done, b""))
+            if not f.data:
+                continue
+        out.append(f)
+    return out

@@ -1,0 +1,496 @@
+"""Record mode: proxy chat requests to a real upstream and save each response as a cassette.
+
+Entry points that ``create_app`` wires when ``config.record_upstream`` is set (they read only
+``state.config.record_upstream`` and ``state.config.record_dir``)::
+
+    # POST /v1/chat/completions, once the JSON body is parsed (instead of building a reply):
+    return await proxy_http(request, body, state, record)
+    # GET /v1/ws/chat, instead of the mock's own WebSocket handler (before upgrading):
+    return await proxy_ws(request, state, record)
+
+``record`` is the optional journal record: it gets ``tick()`` per chunk relayed, ``cassette``
+set to the saved cassette's name, and ``finish(outcome, status=...)`` with ``completed``,
+``client_disconnected`` or ``error``. Each proxied request or WebSocket uses its own upstream
+HTTP session, closed when it ends. Nothing else of the mock is used: auth is the upstream's
+business (the client's ``Authorization`` header or ``?key=`` is forwarded, never written
+anywhere), and a recorded request is not answered from cassettes.
+
+What is recorded, and when it is written to ``record_dir``:
+
+- SSE: every read from the upstream is written to the client as soon as it arrives and recorded
+  as one frame (its raw bytes and its offset from the moment the request was forwarded). The
+  cassette is saved when the upstream ends the body, and also when the client hangs up after
+  ``data: [DONE]`` arrived; a client that leaves mid-stream aborts the upstream request and
+  nothing is saved.
+- Non-streaming requests and upstream errors: the single body, as one frame.
+- WebSocket: client frames are forwarded to the upstream ``/ws/chat``; each request frame starts a
+  recording of the server's messages, saved at ``[DONE]`` or an error frame (or, without
+  ``[DONE]``, at the next request or upstream close if a ``finish_reason`` was seen).
+  ``pong`` replies are forwarded but not recorded; a cancelled stream is not saved.
+- Headers come from :data:`HEADER_ALLOWLIST` only. Keys are scrubbed from everything written:
+  the key values the client sent, ``Bearer ...``, ``sk-...`` tokens and ``key=``/``api_key=``/
+  ``token=`` URL parameters become ``[REDACTED]``.
+
+Files are named ``<prompt-slug>-<transport>-<hash>-<n>.json``; ``n`` counts recordings of the
+same request, so a :class:`~mockserver._cassettes.CassetteStore` replays them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from mockserver._cassettes import Cassette, normalise_request, request_digest, save_cassette
+from mockserver._frames import Frame
+
+__all__ = [
+    "FORWARDED_REQUEST_HEADERS",
+    "HEADER_ALLOWLIST",
+    "Recorder",
+    "Scrubber",
+    "proxy_http",
+    "proxy_ws",
+]
+
+# Response headers worth replaying; everything else (cookies, hop-by-hop, tracing) is dropped.
+HEADER_ALLOWLIST = frozenset({
+    "content-type",
+    "cache-control",
+    "x-accel-buffering",
+    "retry-after",
+    "retry-after-ms",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+    "openai-processing-ms",
+})
+# Request headers passed to the upstream besides Authorization (X-Mock-* too, so that a mock
+# upstream can be steered while recording).
+FORWARDED_REQUEST_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
+REDACTED = "[REDACTED]"
+_QUERY_KEYS = ("key", "api_key", "api-key", "apikey", "access_token", "token")
+_GENERIC = (
+    rb"(?P<q>[?&](?:" + b"|".join(re.escape(k.encode()) for k in _QUERY_KEYS) + rb")=)"
+    rb"[^&\s\"'\\<>]+"
+    rb"|(?P<b>Bearer\s+)[A-Za-z0-9._~+/=-]{8,}"
+    rb"|\bsk-[A-Za-z0-9_-]{16,}"
+)
+
+
+def _error(status: int, message: str) -> web.Response:
+    body = {"error": {"message": message, "type": "server_error", "param": None,
+                      "code": "upstream_error"}}
+    return web.json_response(body, status=status)
+
+
+class Scrubber:
+    """Replaces API keys (the given secrets and anything key-shaped) with ``[REDACTED]``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        exact = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        alternatives = [re.escape(s.encode()) for s in exact] + [_GENERIC]
+        self._re = re.compile(b"|".join(alternatives))
+
+    def _sub(self, m: re.Match[bytes]) -> bytes:
+        prefix = m.group("q") or m.group("b") or b""
+        return prefix + REDACTED.encode()
+
+    def bytes(self, data: bytes) -> bytes:
+        """Scrub raw bytes."""
+        return self._re.sub(self._sub, data)
+
+    def text(self, text: str) -> str:
+        """Scrub a string."""
+        return self.bytes(text.encode("utf-8", "surrogatepass")).decode("utf-8", "surrogatepass")
+
+    def value(self, value: Any) -> Any:
+        """Scrub every string inside a JSON value."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, dict):
+            return {self.text(k): self.value(v) for k, v in value.items()}
+        return value
+
+    def frames(self, frames: list[Frame]) -> list[Frame]:
+        """Scrub a byte stream cut into writes, keeping every write boundary outside a key."""
+        if not frames or not isinstance(frames[0].data, bytes):
+            return [Frame(f.at, self.text(f.data) if isinstance(f.data, str) else
+                          self.bytes(f.data)) for f in frames]
+        joined = b"".join(f.data for f in frames)  # type: ignore[misc]
+        spans = [(m.start(), m.end(), self._sub(m)) for m in self._re.finditer(joined)]
+        if not spans:
+            return list(frames)
+        out: list[Frame] = []
+        pos = 0
+        for frame in frames:
+            start, end = pos, pos + len(frame.data)
+            pos = end
+            piece = bytearray()
+            i = start
+            for s, e, repl in spans:
+                if e <= i or s >= end:
+                    continue
+                if s >= i:
+                    piece += joined[i:s]
+                    piece += repl  # the replacement goes where the key began
+                i = max(i, min(e, end))
+            piece += joined[i:end]
+            out.append(Frame(frame.at, bytes(piece)))
+        return out
+
+
+def _slug(match: dict[str, Any]) -> str:
+    """A file-name-safe start of the last user message ("request" when it has no ASCII words)."""
+    prompt = normalise_request({"messages": match.get("messages", [])}).get("prompt", "")
+    words = re.findall(r"[a-z0-9]+", prompt.lower())
+    return "-".join(words[:6])[:40].strip("-") or "request"
+
+
+def _secrets_of(request: web.Request) -> list[str]:
+    found = []
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    found.append(token.strip() if scheme.lower() == "bearer" else auth.strip())
+    found += [v for k, v in request.query.items() if k.lower() in _QUERY_KEYS]
+    return [s for s in found if s]
+
+
+def _allowed_headers(headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower() in HEADER_ALLOWLIST}
+
+
+class _NoJournal:
+    """Stands in for a journal record when the caller keeps none."""
+
+    cassette: str | None = None
+    model: str | None = None
+    stream: bool = False
+    transport: str = "json"
+
+    def tick(self) -> None:
+        """Count one frame (ignored)."""
+
+    def finish(self, outcome: str, *, status: int | None = None, error: str | None = None) -> None:
+        """Close the record (ignored)."""
+
+
+def _session() -> aiohttp.ClientSession:
+    # No total timeout: a recorded stream may be long; an idle upstream times out per read.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=300)
+    return aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+
+
+class Recorder:
+    """The record-mode proxy for one upstream base URL, saving cassettes into ``record_dir``."""
+
+    def __init__(self, upstream: str, record_dir: str | Path | None = None) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.record_dir = Path(record_dir) if record_dir is not None else Path("cassettes")
+
+    def __repr__(self) -> str:
+        upstream = Scrubber().text(self.upstream)
+        return f"Recorder(upstream={upstream!r}, record_dir={self.record_dir})"
+
+    def _forward_headers(self, request: web.Request) -> dict[str, str]:
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in FORWARDED_REQUEST_HEADERS or k.lower().startswith("x-mock-")}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        # Compressed bodies arrive in bursts; identity keeps the upstream's chunk timing.
+        headers["Accept-Encoding"] = "identity"
+        return headers
+
+    def _unreachable(self, scrubber: Scrubber, exc: BaseException, journal: Any) -> web.Response:
+        message = scrubber.text(
+            f"record mode: cannot reach the upstream {self.upstream}: {exc.__class__.__name__}"
+        )
+        journal.finish("error", status=502, error=message)
+        return _error(502, message)
+
+    def save(self, cassette: Cassette, scrubber: Scrubber) -> Path:
+        """Scrub a recording and write it as the next free ``<slug>-<transport>-<hash>-<n>``."""
+        clean = Cassette(
+            name="",
+            match=scrubber.value(cassette.match),
+            transport=cassette.transport,
+            frames=scrubber.frames(cassette.frames),
+            status=cassette.status,
+            headers={k: scrubber.text(v) for k, v in cassette.headers.items()},
+        )
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"{_slug(clean.match)}-{clean.transport}-{request_digest(clean.match)}"
+        # Write a hidden temporary file, then link it to the first free name: the link fails if
+        # the name exists (concurrent recordings take the next number) and a reader never sees a
+        # half-written cassette.
+        tmp = save_cassette(clean, self.record_dir / f".{stem}.{os.getpid()}.{id(clean)}.tmp")
+        try:
+            n = 1
+            while True:
+                path = self.record_dir / f"{stem}-{n:03d}.json"
+                clean.name = path.stem
+                save_cassette(clean, tmp)  # the name is part of the file
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    n += 1
+                    continue
+                return path
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def record_chat(
+        self, request: web.Request, body: Any, journal: Any = None
+    ) -> web.StreamResponse:
+        """Proxy one ``POST /chat/completions`` to the upstream and record the response.
+
+        ``body`` is the decoded JSON; it is forwarded as is (the upstream validates it).
+        """
+        journal = journal or _NoJournal()
+        scrubber = Scrubber(_secrets_of(request))
+        fields = body if isinstance(body, dict) else {}
+        streaming = fields.get("stream") is True
+        recording = Cassette(name="", match=_match_key(fields),
+                             transport="sse" if streaming else "json", frames=[])
+        model = fields.get("model")
+        journal.model = model if isinstance(model, str) else None
+        journal.stream, journal.transport = streaming, recording.transport
+        loop = asyncio.get_running_loop()
+        async with _session() as http:
+            t0 = loop.time()
+            try:
+                upstream = await http.post(
+                    f"{self.upstream}/chat/completions",
+                    params=request.query,
+                    data=json.dumps(body, ensure_ascii=False).encode(),
+                    headers={**self._forward_headers(request), "Content-Type": "application/json"},
+                )
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                return self._unreachable(scrubber, exc, journal)
+            async with upstream:
+                recording.status = upstream.status
+                recording.headers = _allowed_headers(upstream.headers)
+                event_stream = "text/event-stream" in recording.headers.get("content-type", "")
+                if streaming and upstream.status < 400 and event_stream:
+                    return await self._relay_sse(request, upstream, recording, scrubber, t0,
+                                                 journal)
+                try:
+                    data = await upstream.read()
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    return self._unreachable(scrubber, exc, journal)
+                recording.frames.append(Frame(round(loop.time() - t0, 6), data))
+                journal.cassette = self.save(recording, scrubber).stem
+                journal.tick()
+                journal.finish("completed" if upstream.status < 400 else "error",
+                               status=upstream.status)
+                return web.Response(status=upstream.status, body=data, headers=recording.headers)
+
+    async def _relay_sse(
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        recording: Cassette,
+        scrubber: Scrubber,
+        t0: float,
+        journal: Any,
+    ) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        resp = web.StreamResponse(status=upstream.status, headers=recording.headers)
+        frames = recording.frames
+        complete = client_gone = saved = False
+        try:
+            await resp.prepare(request)
+            async for data in upstream.content.iter_any():
+                frames.append(Frame(round(loop.time() - t0, 6), data))
+                try:
+                    await resp.write(data)
+                except (ConnectionError, RuntimeError):
+                    client_gone = True
+                    break
+                journal.tick()
+            else:
+                complete = True
+                # Saved before the client sees the end, so the file exists once its read ends.
+                journal.cassette = self.save(recording, scrubber).stem
+                saved = True
+                try:
+                    await resp.write_eof()
+                except (ConnectionError, RuntimeError):
+                    client_gone = True
+        except asyncio.CancelledError:
+            client_gone = True  # aiohttp cancels the handler of a client that hung up
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            # The upstream broke mid-stream: end the client's body the same way, save nothing.
+            if request.transport is not None:
+                request.transport.close()
+        finally:
+            if not complete:
+                upstream.close()  # stop the upstream generating for a client that is gone
+            tail = b"".join(f.data for f in frames[-3:])  # type: ignore[misc]
+            if not saved and b"data: [DONE]" in tail:
+                journal.cassette = self.save(recording, scrubber).stem
+            outcome = "client_disconnected" if client_gone else "completed" if complete else "error"
+            journal.finish(outcome, status=upstream.status)
+        return resp
+
+    async def record_ws(self, request: web.Request, journal: Any = None) -> web.StreamResponse:
+        """Proxy one ``/ws/chat`` WebSocket to the upstream, recording each stream."""
+        journal = journal or _NoJournal()
+        scrubber = Scrubber(_secrets_of(request))
+        scheme = "wss" if self.upstream.startswith("https") else "ws"
+        url = scheme + self.upstream[self.upstream.index(":"):] + "/ws/chat"
+        headers = {}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        async with _session() as http:
+            try:
+                upstream = await http.ws_connect(url, params=request.query, headers=headers,
+                                                 max_msg_size=0)
+            except aiohttp.WSServerHandshakeError as exc:
+                message = f"record mode: the upstream refused the WebSocket (HTTP {exc.status})"
+                journal.finish("error", status=exc.status, error=message)
+                return _error(exc.status, message)
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                return self._unreachable(scrubber, exc, journal)
+            ws = web.WebSocketResponse(max_msg_size=0)
+            session = _WSRecording(self, scrubber, journal)
+            try:
+                await ws.prepare(request)
+                pumps = [asyncio.create_task(session.client_to_upstream(ws, upstream)),
+                         asyncio.create_task(session.upstream_to_client(upstream, ws))]
+                try:
+                    await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in pumps:
+                        task.cancel()
+                    await asyncio.gather(*pumps, return_exceptions=True)
+                if upstream.closed and not ws.closed:
+                    # Pass the upstream's close code on (1008, 1011, 1013 ...).
+                    await ws.close(code=upstream.close_code or aiohttp.WSCloseCode.OK)
+            finally:
+                session.end(complete=False)
+                await upstream.close()
+                if not ws.closed:
+                    await ws.close()
+                journal.finish("completed", status=101)
+            return ws
+
+
+def _match_key(body: dict[str, Any]) -> dict[str, Any]:
+    """The key a recording is matched by: the whole normalised request except ``prompt``."""
+    return {k: v for k, v in normalise_request(body).items() if k != "prompt"}
+
+
+class _WSRecording:
+    """The state of one proxied WebSocket: the stream being recorded, if any."""
+
+    def __init__(self, recorder: Recorder, scrubber: Scrubber, journal: Any) -> None:
+        self.recorder = recorder
+        self.scrubber = scrubber
+        self.journal = journal
+        self.current: Cassette | None = None
+        self.t0 = 0.0
+        self.finished = False  # a finish_reason chunk was seen in the current stream
+
+    def start(self, body: dict[str, Any]) -> None:
+        """A request frame went upstream: end any stream in progress and start recording."""
+        self.end(complete=False)
+        self.current = Cassette(name="", match=_match_key(body), transport="ws", frames=[])
+        self.t0 = asyncio.get_running_loop().time()
+        self.finished = False
+
+    def end(self, *, complete: bool) -> None:
+        """Stop recording; save when the stream is complete or at least reached a finish_reason."""
+        current, self.current = self.current, None
+        if current is not None and current.frames and (complete or self.finished):
+            self.journal.cassette = self.recorder.save(current, self.scrubber).stem
+
+    def record(self, data: str | bytes) -> None:
+        """Add one server message to the recording in progress."""
+        if self.current is None:
+            return
+        msg: Any = None
+        if isinstance(data, str):
+            try:
+                msg = json.loads(data)
+            except json.JSONDecodeError:
+                msg = None
+            if isinstance(msg, dict) and msg.get("type") == "pong":
+                return
+        self.current.frames.append(Frame(round(asyncio.get_running_loop().time() - self.t0, 6),
+                                         data))
+        if isinstance(msg, dict):
+            choices = msg.get("choices")
+            if isinstance(choices, list) and any(
+                isinstance(c, dict) and c.get("finish_reason") for c in choices
+            ):
+                self.finished = True
+            if "error" in msg:
+                self.end(complete=True)
+        elif data == "[DONE]":
+            self.end(complete=True)
+
+    async def client_to_upstream(
+        self, ws: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse
+    ) -> None:
+        """Forward the client's frames; a request frame starts a recording, cancel drops it."""
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                try:
+                    body = json.loads(msg.data)
+                except json.JSONDecodeError:
+                    body = None
+                if isinstance(body, dict) and "messages" in body:
+                    self.start(body)
+                elif isinstance(body, dict) and body.get("type") == "cancel":
+                    self.current = None  # a cancelled stream is incomplete: never saved
+                await upstream.send_str(msg.data)
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                await upstream.send_bytes(msg.data)
+
+    async def upstream_to_client(
+        self, upstream: aiohttp.ClientWebSocketResponse, ws: web.WebSocketResponse
+    ) -> None:
+        """Relay the upstream's messages to the client, recording them first."""
+        async for msg in upstream:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                self.record(msg.data)
+                await ws.send_str(msg.data)
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                self.record(msg.data)
+                await ws.send_bytes(msg.data)
+            else:
+                continue
+            self.journal.tick()
+
+
+def _recorder(state: Any) -> Recorder:
+    return Recorder(state.config.record_upstream, state.config.record_dir)
+
+
+async def proxy_http(
+    request: web.Request, body: Any, state: Any, record: Any = None
+) -> web.StreamResponse:
+    """Record mode for ``POST /v1/chat/completions`` (``state.config`` names the upstream)."""
+    return await _recorder(state).record_chat(request, body, record)
+
+
+async def proxy_ws(request: web.Request, state: Any, record: Any = None) -> web.StreamResponse:
+    """Record mode for ``GET /v1/ws/chat`` (``state.config`` names the upstream)."""
+    return await _recorder(state).record_ws(request, record)

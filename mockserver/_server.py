@@ -1,0 +1,205 @@
+"""``MockServer``: run the mock in-process, on a background thread or on the caller's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ._app import STATE, create_app
+from ._config import MockConfig, make_config
+
+__all__ = ["MOCK_KEY", "MockServer"]
+
+MOCK_KEY = "sk-holynb-mock"
+
+
+class MockServer:
+    """The mock upstream on ``host:port`` (port 0 picks a free one); ``.url`` ends with ``/v1``.
+
+    Use ``with MockServer() as m:`` (a daemon thread runs its own event loop) or
+    ``async with MockServer() as m:`` (runs on the current loop).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cassettes: str | Path | list[str | Path] | tuple[str | Path, ...] | None = None,
+        ttft_ms: float | None = None,
+        tps: float | None = None,
+        jitter_ms: float | None = None,
+        jitter: str | None = None,
+        seed: int | None = None,
+        speed: float = 1.0,
+        fault: str | None = None,
+        keys: list[str] | tuple[str, ...] | set[str] | str | None = None,
+        idle_timeout_s: float = 120.0,
+        strict: bool = False,
+        record_upstream: str | None = None,
+        record_dir: str | Path | None = None,
+        rate_limit: str | None = None,
+        max_body_bytes: int = 4 * 1024 * 1024,
+        drain_timeout_s: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.config: MockConfig = make_config(
+            cassettes=cassettes,
+            keys=keys,
+            record_dir=record_dir,
+            ttft_ms=ttft_ms,
+            tps=tps,
+            jitter_ms=jitter_ms,
+            jitter=jitter,
+            seed=seed,
+            speed=speed,
+            fault=fault,
+            idle_timeout_s=idle_timeout_s,
+            strict=strict,
+            record_upstream=record_upstream,
+            rate_limit=rate_limit,
+            max_body_bytes=max_body_bytes,
+            drain_timeout_s=drain_timeout_s,
+        )
+        self.app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        where = self.url if self._runner else "stopped"
+        return f"MockServer({where})"
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` (no path)."""
+        if self._runner is None:
+            raise RuntimeError("the mock server is not running; use it as a context manager")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The OpenAI-style base URL, ``http://host:port/v1``."""
+        return self.base_url + "/v1"
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket chat endpoint, ``ws://host:port/v1/ws/chat``."""
+        return f"ws://{self.host}:{self.port}/v1/ws/chat"
+
+    # -- async -----------------------------------------------------------------------------
+
+    async def astart(self) -> MockServer:
+        """Start serving on the running loop."""
+        if self._runner is not None:
+            raise RuntimeError("the mock server is already running")
+        self.app = create_app(self.config)
+        # handler_cancellation: a client hang-up cancels its handler at once, so the journal
+        # shows client_disconnected promptly even while the stream is waiting for a deadline.
+        runner = web.AppRunner(
+            self.app, handler_cancellation=True, access_log=None,
+            shutdown_timeout=self.config.drain_timeout_s,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self.port = runner.addresses[0][1]
+        self._runner = runner
+        return self
+
+    async def astop(self) -> None:
+        """Stop: drain open streams (bounded by ``drain_timeout_s``), close sockets."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> MockServer:
+        return await self.astart()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.astop()
+
+    # -- sync (background thread) ----------------------------------------------------------
+
+    def start(self) -> MockServer:
+        """Start serving on a daemon thread with its own event loop."""
+        if self._thread is not None:
+            raise RuntimeError("the mock server is already running")
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        error: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.astart())
+            except BaseException as exc:  # surfaced to the caller below
+                error.append(exc)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=run, name="holynb-mock", daemon=True)
+        thread.start()
+        started.wait()
+        if error:
+            thread.join()
+            raise error[0]
+        self._loop, self._thread = loop, thread
+        return self
+
+    def stop(self) -> None:
+        """Stop the background server and join its thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.astop(), loop).result()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            self._loop = self._thread = None
+
+    def __enter__(self) -> MockServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def journal(self) -> list[dict[str, Any]]:
+        """Request records so far (oldest first); see ``docs/mockserver.md``."""
+        if self.app is None:
+            return []
+        return self._call(lambda: self.app[STATE].journal.snapshot())  # type: ignore[index]
+
+    def reset(self) -> None:
+        """Clear the journal, cassette sequences, rate-limit buckets and repeat counters."""
+        if self.app is not None:
+            self._call(lambda: self.app[STATE].reset())  # type: ignore[index]
+
+    def _call(self, fn: Any) -> Any:
+        """Run ``fn`` on the server's loop when it has its own thread (state is loop-owned)."""
+        loop = self._loop
+        if loop is None or threading.current_thread() is self._thread:
+            return fn()
+
+        async def call() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result()

@@ -1,0 +1,105 @@
+"""The SSE writer: sends a :class:`~mockserver._faults.Plan` at absolute deadlines.
+
+Every frame is due at ``start + frame.at / speed`` on the loop clock. Sleeping until an absolute
+deadline (rather than sleeping each gap) means late wake-ups never accumulate into drift: a frame
+that was late does not delay the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import struct
+from collections.abc import Callable
+
+from aiohttp import web
+
+from ._faults import Plan
+
+__all__ = ["DONE", "SSE_HEADERS", "encode_event", "reset_connection", "sleep_until", "write_sse"]
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+}
+DONE = b"data: [DONE]\n\n"
+HEARTBEAT = b": heartbeat\n\n"
+
+
+def encode_event(payload: str) -> bytes:
+    """One ``data:`` event carrying a JSON payload."""
+    return b"data: " + payload.encode() + b"\n\n"
+
+
+async def sleep_until(deadline: float) -> None:
+    """Sleep until the loop clock reaches ``deadline`` (returns at once if it has passed)."""
+    delay = deadline - asyncio.get_running_loop().time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def reset_connection(transport: asyncio.BaseTransport | None) -> None:
+    """Abort with a TCP RST: SO_LINGER 0 makes close() discard the socket instead of a FIN."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def _flush(transport: asyncio.WriteTransport | None, limit_s: float = 1.0) -> None:
+    """Wait (bounded) until the transport's buffer reached the kernel."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit_s
+    while transport is not None and transport.get_write_buffer_size() and loop.time() < end:
+        await asyncio.sleep(0.001)
+
+
+async def write_sse(
+    request: web.Request,
+    resp: web.StreamResponse,
+    plan: Plan,
+    *,
+    speed: float,
+    on_frame: Callable[[], None],
+) -> None:
+    """Send the plan's frames on a prepared response and end it as the plan says.
+
+    Raises ``ConnectionError`` when the client went away.
+    """
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    hb = plan.heartbeat_s
+    next_hb = start + hb if hb else math.inf
+    size = plan.slice_size
+    for frame in plan.frames:
+        deadline = start + frame.at / speed if speed > 0 else start
+        while next_hb < deadline:
+            await sleep_until(next_hb)
+            await resp.write(HEARTBEAT)
+            next_hb += hb  # type: ignore[operator]
+        await sleep_until(deadline)
+        data = frame.data if isinstance(frame.data, bytes) else encode_event(frame.data)
+        if size:
+            for i in range(0, len(data), size):
+                if i and plan.slice_gap_s:
+                    await asyncio.sleep(plan.slice_gap_s)
+                await resp.write(data[i : i + size])
+        else:
+            await resp.write(data)
+        on_frame()
+    transport = request.transport
+    if plan.end == "close":
+        # A clean FIN before the chunked body is complete: "connection closed early".
+        await _flush(transport)
+        if transport is not None:
+            transport.close()
+    elif plan.end == "reset":
+        await _flush(transport)
+        reset_connection(transport)
+    else:
+        await resp.write_eof()

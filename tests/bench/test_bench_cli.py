@@ -1,0 +1,95 @@
+"""``python -m holynb bench`` in a subprocess, against the real mock server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+from mockserver import MOCK_KEY
+
+
+def _bench(*args: str, key: str | None = MOCK_KEY) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOLYSHEEP_", "HOLYNB_"))}
+    if key is not None:
+        env["HOLYSHEEP_API_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "holynb", "bench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_json_to_stdout_moves_the_table_to_stderr(holy_mock) -> None:
+    proc = _bench(
+        "--base-url", holy_mock.url, "--transport", "both", "--requests", "4",
+        "--concurrency", "2", "--max-tokens", "3", "--seed", "5", "--json", "-",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["config"]["seed"] == 5 and data["config"]["bundled_mock"] is False
+    for transport in ("sse", "ws"):
+        summary = data["summary"][transport]
+        assert (summary["completed"], summary["failed"]) == (4, 0)
+        assert summary["total_output_tokens"] == 12
+        assert summary["ttft_ms"]["p50"] > 0
+    assert len(data["requests"]) == 8
+    assert "TTFT p50 (ms)" in proc.stderr
+    assert "sse: 4/4 requests done" in proc.stderr  # not a terminal: one line per transport
+    assert MOCK_KEY not in proc.stdout + proc.stderr
+
+
+def test_csv_file_and_table_on_stdout(holy_mock, tmp_path) -> None:
+    out = tmp_path / "bench.csv"
+    proc = _bench(
+        "--base-url", holy_mock.url, "--requests", "3", "--max-tokens", "2",
+        "--csv", str(out), "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("holynb bench · model deepseek-v3.2 · 3 requests")
+    assert f"wrote {out}" in proc.stdout
+    assert proc.stderr == ""
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [(r["transport"], r["index"], r["ok"]) for r in rows] == [
+        ("sse", "0", "True"),
+        ("sse", "1", "True"),
+        ("sse", "2", "True"),
+    ]
+    assert all(float(r["ttft_ms"]) > 0 and r["tokens"] == "2" for r in rows)
+
+
+def test_failed_requests_exit_1_with_the_report(holy_mock) -> None:
+    proc = _bench(
+        "--base-url", holy_mock.url, "--transport", "ws", "--requests", "3",
+        "--max-tokens", "2", "--mock-fault", "status:code=503", "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "requests ok / failed" in proc.stdout
+    assert "errors: APIStatusError" in proc.stdout
+
+
+def test_without_base_url_the_bundled_mock_is_used() -> None:
+    proc = _bench(
+        "--requests", "2", "--max-tokens", "2", "--mock-ttft-ms", "0", "--mock-tps", "0",
+        "--no-progress", key=None,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "no --base-url given: benchmarking the bundled mock server" in proc.stdout
+    assert "endpoint: bundled mock at http://127.0.0.1:" in proc.stdout
+    assert "mock controls: TTFT 0 ms, 0 tok/s" in proc.stdout
+
+
+def test_bad_input_is_one_clear_line() -> None:
+    proc = _bench("--requests", "0")
+    assert proc.returncode == 2
+    assert "--requests: must be at least 1, got 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    proc = _bench("--base-url", "http://127.0.0.1:9/v1", "--requests", "1", key=None)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("holynb bench: error: No API key")

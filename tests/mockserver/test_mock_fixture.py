@@ -1,0 +1,26 @@
+"""The pytest plugin: fixtures are registered by entry point and give running servers."""
+
+from __future__ import annotations
+
+import httpx
+
+from mockserver import MockServer
+
+from mockutil import AUTH, chat
+
+
+def test_holy_mock_is_running_with_fast_defaults(holy_mock: MockServer) -> None:
+    assert holy_mock.url.endswith("/v1")
+    r = httpx.post(f"{holy_mock.url}/chat/completions", headers=AUTH, json=chat(max_tokens=4))
+    assert r.status_code == 200
+    assert r.json()["usage"]["completion_tokens"] == 4
+    config = httpx.get(f"{holy_mock.base_url}/_mock/config").json()
+    assert (config["ttft_ms"], config["tps"], config["seed"]) == (0, 0, 0)
+
+
+def test_factory_overrides_and_stops_every_server(holy_mock_factory) -> None:
+    a = holy_mock_factory(fault="status:code=503")
+    b = holy_mock_factory(tps=500)
+    assert a.url != b.url
+    assert httpx.post(f"{a.url}/chat/completions", headers=AUTH, json=chat()).status_code == 503
+    assert httpx.post(f"{b.url}/chat/completions", headers=AUTH, json=chat()).status_code == 200
