@@ -9,17 +9,21 @@ Heavy modules (the client, the mock server) are imported inside the subcommands.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from holynb._client import AsyncClient
+    from holynb._stream import AsyncStream
 
 __all__ = ["build_parser", "main"]
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -32,7 +36,7 @@ BENCH_DESCRIPTION = (
 # Matches the bundled long Markdown cassette (mockserver/cassettes/long-markdown.json), a ~29 s
 # recording; the demo replays it at 10x speed so that it finishes in about three seconds.
 DEMO_PROMPT = "Explain how to stream chat completions into a Jupyter notebook."
-DEMO_SPEED = 0.1
+DEMO_SPEED = 10.0  # the mock plays frames at offset / speed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,7 +152,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         async with _endpoint(mock=True, base_url=None, speed=DEMO_SPEED) as (base_url, api_key):
             print(
                 f"holynb demo: the bundled mock at {base_url}, replaying at "
-                f"{1 / DEMO_SPEED:g}x recorded speed",
+                f"{DEMO_SPEED:g}x the recorded speed",
                 file=sys.stderr,
             )
             print(f"> {prompt}\n", file=sys.stderr)
@@ -162,7 +166,7 @@ def _run_demo(args: argparse.Namespace) -> int:
                 stats=True,
             )
 
-    asyncio.run(demo())
+    _run(demo())
     return EXIT_OK
 
 
@@ -191,7 +195,7 @@ def _run_chat(args: argparse.Namespace) -> int:
                 stats=not args.no_stats,
             )
 
-    asyncio.run(chat())
+    _run(chat())
     return EXIT_OK
 
 
@@ -201,7 +205,7 @@ def _run_models(args: argparse.Namespace) -> int:
             async with _client(base_url, api_key) as client:
                 return await client.models()
 
-    for model in asyncio.run(models()):
+    for model in _run(models()):
         print(model)
     return EXIT_OK
 
@@ -213,6 +217,12 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio  # not at module level: `holynb --help` should not pay for it
+
+    return asyncio.run(coro)
 
 
 class _UsageError(Exception):
@@ -274,7 +284,7 @@ async def _chat(
         print(_stats_line(stream), file=sys.stderr)
 
 
-def _stats_line(stream: Any) -> str:
+def _stats_line(stream: AsyncStream) -> str:
     """E.g. ``deepseek-v3.2 · sse · TTFT 96 ms · 120 tokens · 70.8 tok/s · total 1.79 s · $…``."""
     from holynb._pricing import cost_usd
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,22 @@ def _running_loop() -> asyncio.AbstractEventLoop:
         ) from None
 
 
+def _from_home(
+    home: asyncio.AbstractEventLoop, method: Callable[..., Awaitable[str]], *args: Any
+) -> Any:
+    """Run ``method`` on the home loop; return an awaitable for the caller's loop."""
+
+    async def call() -> str:
+        return await method(*args)
+
+    future = asyncio.run_coroutine_threadsafe(call(), home)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return future  # called from a plain thread: a concurrent.futures.Future
+    return asyncio.wrap_future(future)
+
+
 class ChatPanel(w.VBox):
     """A chat panel: live Markdown transcript, Send/Stop/Clear, model and transport pickers."""
 
@@ -208,6 +224,10 @@ class ChatPanel(w.VBox):
         self._client: Any = None
         self._task: asyncio.Task[str] | None = None
         self._countdown: asyncio.Task[None] | None = None
+        # The loop replies run on: the one the panel is created on (the kernel's main loop).
+        # Widget callbacks may arrive on another thread and loop (JupyterLab sends comm
+        # messages to a kernel subshell), so they hop back here before touching anything.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested = False
         self._reply_started = False
         self._messages: list[_Message] = []
@@ -231,10 +251,10 @@ class ChatPanel(w.VBox):
             self._show_error(err)
         else:
             try:
-                loop = asyncio.get_running_loop()
+                self._loop = asyncio.get_running_loop()
             except RuntimeError:
-                loop = None
-            if loop is not None:
+                pass  # no loop yet: the model list stays the built-in one
+            else:
                 # Fill the model list without blocking construction (or the kernel).
                 self._schedule_models()
 
@@ -345,23 +365,27 @@ class ChatPanel(w.VBox):
         """The conversation as ``{"role", "content"}`` dicts (the system prompt excluded)."""
         return [{"role": m.role, "content": self._content(m)} for m in self._messages]
 
-    def send(self, text: str | None = None) -> asyncio.Task[str]:
+    def send(self, text: str | None = None) -> asyncio.Future[str]:
         """Send ``text`` (default: the input box) and stream the reply; await it for the text."""
+        if (home := self._away()) is not None:
+            return _from_home(home, self.send, text)
         self._check_idle()
         from_input = text is None
         text = self._input.value if text is None else text
         if not isinstance(text, str) or not text.strip():
             raise ValueError("Nothing to send: type a message first.")
-        loop = _running_loop()
+        loop = self._home()
         if from_input:
             self._input.value = ""
         self._append(_Message("user", text))
         return self._start_reply(loop)
 
-    def retry(self) -> asyncio.Task[str]:
+    def retry(self) -> asyncio.Future[str]:
         """Stream a fresh reply to the last user message, replacing a failed partial reply."""
+        if (home := self._away()) is not None:
+            return _from_home(home, self.retry)
         self._check_idle()
-        loop = _running_loop()
+        loop = self._home()
         if self._messages and self._messages[-1].role == "assistant":
             if self._messages[-1].status == "done":
                 raise RuntimeError("The last reply completed: there is nothing to retry.")
@@ -372,6 +396,9 @@ class ChatPanel(w.VBox):
 
     def stop(self) -> None:
         """Stop the streaming reply; the partial reply stays in the transcript, marked."""
+        if (home := self._away()) is not None:
+            home.call_soon_threadsafe(self.stop)
+            return
         task = self._task
         if task is not None and not task.done():
             self._stop_requested = True
@@ -382,6 +409,9 @@ class ChatPanel(w.VBox):
 
     def clear(self) -> None:
         """Stop any reply and empty the transcript."""
+        if (home := self._away()) is not None:
+            home.call_soon_threadsafe(self.clear)
+            return
         self.stop()
         for message in self._messages:
             message.close()
@@ -548,7 +578,7 @@ class ChatPanel(w.VBox):
 
     def _schedule_models(self) -> asyncio.Task[None]:
         self._hide_banner()
-        self._models_task = _running_loop().create_task(self._refresh_models_quietly())
+        self._models_task = self._home().create_task(self._refresh_models_quietly())
         return self._models_task
 
     @t.observe("streaming")
@@ -621,13 +651,35 @@ class ChatPanel(w.VBox):
     def _guard(self, action: Callable[[Any], Any]) -> Callable[[Any], None]:
         """Wrap a button callback so that its errors show in the banner instead of vanishing."""
 
-        def run(arg: Any) -> None:
+        def guarded(arg: Any) -> None:
             try:
                 action(arg)
             except Exception as err:  # noqa: BLE001
                 self._show_error(err)
 
+        def run(arg: Any) -> None:
+            if (home := self._away()) is not None:
+                home.call_soon_threadsafe(guarded, arg)
+            else:
+                guarded(arg)
+
         return run
+
+    def _home(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._loop.is_closed():
+            self._loop = _running_loop()
+        return self._loop
+
+    def _away(self) -> asyncio.AbstractEventLoop | None:
+        """The home loop when called from another thread (e.g. a kernel subshell), else None."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return None
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        return None if here is loop else loop
 
     def _check_idle(self) -> None:
         if self._task is not None and not self._task.done():

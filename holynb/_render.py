@@ -291,6 +291,10 @@ class Budget:
         self.messages += 1
         self._next_at = self.clock() + self.interval
 
+    def sent(self) -> None:
+        """Restart the interval once the message is out (the kernel stamps it when sent)."""
+        self._next_at = self.clock() + self.interval
+
 
 @dataclass(frozen=True, slots=True)
 class Emit:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 import uuid
 from typing import Any, Protocol, TextIO
 
@@ -102,6 +103,12 @@ class RichOutput:
     def _publish(self, data: dict[str, Any], display_id: str | None, *, update: bool) -> None:
         transient = {"display_id": display_id} if display_id else None
         self._shell.display_pub.publish(data=data, metadata={}, transient=transient, update=update)
+        self.budget.sent()
+
+    def _paced(self) -> None:
+        """Wait for the next free slot in the budget, for messages that must be sent."""
+        time.sleep(self.budget.due_in())
+        self.budget.take()
 
     def _emit(self, emit: Emit) -> None:
         did = f"{self._prefix}-{emit.slot}"
@@ -144,7 +151,7 @@ class RichOutput:
 
     def status(self, line: str) -> None:
         """Show or replace the one-line status (retries)."""
-        self.budget.take()
+        self._paced()
         self._set_status(line)
 
     def _set_status(self, line: str) -> None:
@@ -157,29 +164,38 @@ class RichOutput:
         self._status_shown = line
 
     def finish(self, text: str, bundle: dict[str, Any] | None, line: str | None) -> None:
-        """Final render: the answer (``bundle``, or the text so far) and the stats/error line."""
+        """Final render: the answer (``bundle``, or the text so far) and the stats/error line.
+
+        These messages are paced like the others, so no 1 s window holds more than the budget.
+        """
         if self.live is not None:
             final = self.live.final_text()
             if self._replace:
+                self._paced()
                 self._shell.display_pub.clear_output(wait=True)
                 self._status_id = None
                 if final.strip():
+                    self._paced()
                     self._publish({"text/markdown": final, "text/plain": text}, None, update=False)
             else:
                 for emit in self.live.finish():
+                    self._paced()
                     self._emit(emit)
         elif self._fmt == "text":
             if text and not text.endswith("\n"):
                 self._write("\n")
         elif bundle is not None:
             # The progress line becomes the result; the stats line goes below it.
+            self._paced()
             self._publish(bundle, self._status_id, update=self._status_id is not None)
             self._status_id = None
         elif text:
+            self._paced()
             self._publish({"text/plain": text}, None, update=False)
         if line is not None:
             if self._status_id is not None and self._answer_below_status():
                 self._status_id = None  # keep the retry line where it is; stats go below
+            self._paced()
             self._set_status(line)
 
     def _answer_below_status(self) -> bool:

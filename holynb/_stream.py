@@ -22,16 +22,12 @@ log = logging.getLogger("holynb")
 
 # After [DONE], how long to wait for the end of the body before dropping the connection.
 _DRAIN_S = 2.0
+# After the finish reason, how long to wait for [DONE] / usage before calling the reply complete.
+_FINISH_GRACE_S = 0.5
 
 
 class Attempt(Protocol):
-    """What a transport returns for one request attempt.
-
-    ``ends_at_finish``: the stream may end without ``[DONE]`` once the finish reason (and the
-    usage, when requested) arrived — WebSocket servers differ there; an SSE body just ends.
-    """
-
-    ends_at_finish: bool
+    """What a transport returns for one request attempt."""
 
     async def read(self) -> list[str] | None: ...
 
@@ -129,12 +125,12 @@ class AsyncStream:
         self._opts = options
         self.stats = StreamStats()
         self.requested_model: str = body["model"]
-        self._wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self._parser = ChunkParser(
             self.stats, t0=0.0, skip_malformed=options.skip_malformed, key=client._key
         )
         self._attempt: Attempt | None = None
         self._pending_error: HolyError | None = None
+        self._failure: HolyError | None = None
         self._opened = False
         self._finished = False
         self._closed = False
@@ -180,7 +176,7 @@ class AsyncStream:
     @property
     def done(self) -> bool:
         """True once the stream ended normally."""
-        return self._finished and self._pending_error is None and not self._closed
+        return self._finished and self._failure is None and self._pending_error is None
 
     def __repr__(self) -> str:
         state = "done" if self._finished else "closed" if self._closed else "open"
@@ -293,6 +289,8 @@ class AsyncStream:
                     return []
                 await self._handle(exc)
                 continue
+            if self._closed:
+                return []
             if batch is None:
                 if parser.done or parser.finish_reason is not None:
                     await self._complete(drain=False)
@@ -317,11 +315,7 @@ class AsyncStream:
                     return deltas
                 await self._handle(error)
                 continue
-            if parser.done or (
-                attempt.ends_at_finish
-                and parser.finish_reason is not None
-                and (parser.usage is not None or not self._wants_usage)
-            ):
+            if parser.done:
                 await self._complete(drain=True)
                 return deltas
             if deltas:
@@ -331,7 +325,13 @@ class AsyncStream:
     def _deadline(self) -> tuple[float | None, str, float | None]:
         """The next deadline (loop time), its phase and the configured limit."""
         opts = self._opts
-        if self._parser.started:
+        if self._parser.finish_reason is not None:
+            # Finished: only [DONE], the usage chunk or the end of the body are still due, and
+            # some servers (WebSocket ones especially) send none of them.
+            limit, phase = opts.idle_timeout, "idle"
+            grace = _FINISH_GRACE_S if limit is None else min(limit, _FINISH_GRACE_S)
+            phase_deadline = self._idle_since + grace
+        elif self._parser.started:
             limit, phase = opts.idle_timeout, "idle"
             phase_deadline = None if limit is None else self._idle_since + limit
         else:
@@ -375,6 +375,7 @@ class AsyncStream:
         """Record ``exc`` as the end of the stream and return it (with partial text)."""
         self._finished = True
         self._pending_error = None
+        self._failure = exc
         if not exc.partial_text:
             exc.partial_text = self.text
         if self.stats.total_s is None:

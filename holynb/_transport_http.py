@@ -71,15 +71,17 @@ class _ChunkedDecoder:
                 if not self._left:
                     self._crlf = True
                 continue
-            eol = buf.find(b"\r\n", pos)
-            if eol < 0:
-                break
             if self._crlf:
-                if eol != pos:
+                if end - pos < 2:
+                    break
+                if buf[pos : pos + 2] != b"\r\n":
                     raise httpx.RemoteProtocolError("chunked body: missing CRLF after chunk data")
                 self._crlf = False
                 pos += 2
                 continue
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                break
             line = buf[pos:eol]
             pos = eol + 2
             if self._trailers:

@@ -150,8 +150,6 @@ class SSEAttempt:
 
     __slots__ = ("_response", "_raw", "_feed", "_stats")
 
-    ends_at_finish = False
-
     def __init__(self, response: httpx.Response, stats: StreamStats) -> None:
         self._response = response
         self._raw: AsyncIterator[bytes] = response.aiter_raw()

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from holynb._chunks import error_from_status
+from holynb._chunks import error_from_payload, error_from_status
 from holynb._config import scrub
 from holynb._errors import (
     APIStatusError,
@@ -56,6 +56,7 @@ class _Conn:
         self.closed = False
         self.close_reason = ""
         self.paused = False
+        self.pauses = 0  # pause frames sent (backpressure episodes)
         self.loop = asyncio.get_running_loop()
         self.last_sent = self.loop.time()
         self.reader = asyncio.create_task(self._read_loop())
@@ -94,6 +95,7 @@ class _Conn:
                     self._wake()
                 if not self.paused and len(buf) > HIGH_WATER:
                     self.paused = True
+                    self.pauses += 1
                     await self.send(_PAUSE)
         except (aiohttp.ClientError, ConnectionError, RuntimeError):
             pass
@@ -132,6 +134,7 @@ class WSTransport:
         self._conns: set[_Conn] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._pinger: asyncio.Task[None] | None = None
+        self._closing = False
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -150,21 +153,30 @@ class WSTransport:
         pool_key = tuple(sorted(query.items()))
         text = json.dumps(body)
         conn = self._take_idle(pool_key)
+        attempt: WSAttempt | None = None
         if conn is not None:
             try:
                 await conn.send(text)
-                return WSAttempt(self, conn, text, query, connect_timeout, stats, reused=True)
+                attempt = WSAttempt(self, conn, text, query, connect_timeout, stats, reused=True)
             except (aiohttp.ClientError, ConnectionError, RuntimeError):
                 await self._drop(conn)
-        conn = await self._connect(query, pool_key, connect_timeout)
+        if attempt is None:
+            conn = await self._connect(query, pool_key, connect_timeout)
+            try:
+                await conn.send(text)
+            except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+                await self._drop(conn)
+                raise StreamInterrupted(
+                    f"The WebSocket to {self.url} closed while sending the request ({exc}) — "
+                    "retry."
+                ) from None
+            attempt = WSAttempt(self, conn, text, query, connect_timeout, stats, reused=False)
         try:
-            await conn.send(text)
-        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            await self._drop(conn)
-            raise StreamInterrupted(
-                f"The WebSocket to {self.url} closed while sending the request ({exc}) — retry."
-            ) from None
-        return WSAttempt(self, conn, text, query, connect_timeout, stats, reused=False)
+            await attempt.first()
+        except BaseException:
+            await attempt.abort()
+            raise
+        return attempt
 
     def _take_idle(self, pool_key: tuple[Any, ...]) -> _Conn | None:
         idle = self._idle.get(pool_key)
@@ -263,20 +275,13 @@ class WSTransport:
         if conn.closed:
             self._conns.discard(conn)
             return
-        self._spawn(self._drain(conn, cancel=True))
+        self._spawn(self._cancel(conn))
 
-    def settle(self, conn: _Conn) -> None:
-        """A stream ended without [DONE] yet: reuse ``conn`` once it comes, else close it."""
-        if conn.closed:
-            self._conns.discard(conn)
-            return
-        self._spawn(self._drain(conn, cancel=False))
-
-    async def _drain(self, conn: _Conn, *, cancel: bool) -> None:
-        # A [DONE] still on its way must not be read as the end of the connection's next stream.
+    async def _cancel(self, conn: _Conn) -> None:
+        # Reuse the socket only once the server ended the stream: a late chunk or [DONE] must
+        # not be read as part of the connection's next stream.
         try:
-            if cancel:
-                await conn.send(_CANCEL)
+            await conn.send(_CANCEL)
             if conn.paused:
                 conn.paused = False
                 await conn.send(_RESUME)
@@ -286,7 +291,7 @@ class WSTransport:
                         if conn.buf.popleft() == _DONE:
                             self.release(conn)
                             return
-                    if conn.closed:
+                    if conn.closed or self._closing:
                         break
                     await conn.wait()
         except (TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
@@ -295,13 +300,15 @@ class WSTransport:
 
     async def aclose(self) -> None:
         """Close every connection and the session."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
+        # Background drains stop at once and close their sockets (never cancelled halfway
+        # through a close handshake, which would leak the connection).
+        self._closing = True
+        for conn in list(self._conns):
+            conn._wake()
         if self._pinger is not None:
             self._pinger.cancel()
-            tasks.append(self._pinger)
-        await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(self._pinger, return_exceptions=True)
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
         conns = list(self._conns)
         self._conns.clear()
         self._idle.clear()
@@ -324,8 +331,6 @@ class WSAttempt:
     __slots__ = ("_transport", "_conn", "_text", "_query", "_timeout", "_stats", "_reused",
                  "_received", "_ended")
 
-    ends_at_finish = True
-
     def __init__(
         self,
         transport: WSTransport,
@@ -347,11 +352,37 @@ class WSAttempt:
         self._received = False
         self._ended = False
 
+    async def first(self) -> None:
+        """Wait for the first message, so that a refused request raises here as over HTTP."""
+        conn = self._conn
+        while not conn.buf:
+            if conn.closed:
+                if self._reused:
+                    await self._reconnect()
+                    conn = self._conn
+                    continue
+                self._closed_end()
+                raise StreamInterrupted(
+                    f"The WebSocket {self._transport.url} closed before the reply started — retry."
+                )
+            await conn.wait()
+        head = conn.buf[0]
+        if head.startswith('{"error"'):
+            conn.buf.popleft()
+            self._ended = True  # an error frame ends the stream; the socket stays usable
+            try:
+                payload = json.loads(head)
+            except ValueError:
+                payload = {"error": {"message": head}}
+            raise error_from_payload(payload, key=self._transport._key, where="over WebSocket")
+
     async def read(self) -> list[str] | None:
         """All messages received since the last call (waiting for one); None at the end."""
         conn = self._conn
         buf = conn.buf
         while not buf:
+            if self._ended:
+                return None  # aborted (e.g. aclose() from another task)
             if conn.closed:
                 if self._reused and not self._received:
                     # The pooled socket was closed while idle: reconnect and resend, once.
@@ -397,12 +428,8 @@ class WSAttempt:
         return None
 
     async def finish(self) -> None:
-        """The stream ended: the connection goes back to the pool (after [DONE] if still due)."""
-        if self._ended:
-            self._transport.release(self._conn)
-        else:
-            self._ended = True
-            self._transport.settle(self._conn)
+        """The stream ended with [DONE]: the connection goes back to the pool."""
+        self._transport.release(self._conn)
 
     async def abort(self) -> None:
         """Stop now: cancel the server's stream (the socket is reused once it ends) or drop it."""
@@ -411,4 +438,5 @@ class WSAttempt:
                 self._transport.release(self._conn)
             return
         self._ended = True
+        self._conn._wake()  # a read() waiting in another task returns None
         self._transport.cancel(self._conn)

@@ -52,7 +52,13 @@ becomes one text message, at the offset of the write that completed the event; c
 heartbeats are dropped), a ``ws`` cassette over SSE by writing each text message as
 ``data: <message>\\n\\n`` (binary messages are dropped), and either answers a non-streaming request
 with one ``chat.completion`` body assembled from its chunks. A ``json`` cassette serves only
-non-streaming requests.
+non-streaming requests. A cassette with status >= 400 is an error body: sent as recorded over HTTP
+and as one error message over WebSocket.
+
+Loading validates everything; a :class:`CassetteError` says in one line which file and what is
+wrong. ``save_cassette`` writes the canonical layout, so ``load`` then ``save`` reproduces a
+canonical file byte for byte. The full guide, with the shipped cassettes and their prompts, is
+``docs/cassettes.md``.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mockserver._faults import FaultError, parse_faults
 from mockserver._frames import Frame
 
 __all__ = [
@@ -113,7 +120,6 @@ _TOP_FIELDS = ("version", "name", "description", "match", "transport", "status",
 _REQUIRED = ("version", "name", "transport", "frames")
 # Which cassette transports can answer a request made over each transport.
 _SERVABLE = {"sse": ("sse", "ws"), "ws": ("ws", "sse"), "json": ("json", "sse", "ws")}
-_FAULT_RE = re.compile(r"^[a-z][a-z0-9-]*(:[a-z_]+=[^,;=\s]+(,[a-z_]+=[^,;=\s]+)*)?$")
 
 
 class CassetteError(ValueError):
@@ -137,13 +143,24 @@ class Cassette:
     fault: str | None = None
     description: str = ""
     path: Path | None = field(default=None, compare=False)
+    # frames_for() results per transport: converting the long cassettes costs milliseconds
+    _converted: dict[str, list[Frame]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def frames_for(self, transport: str) -> list[Frame]:
         """The frames to send when this cassette answers a request over ``transport``.
 
         An error response (status >= 400) is an error body, not a stream: it is sent as recorded
-        over HTTP, and as one message per frame (the ``{"error": ...}`` frame) over WebSocket.
+        over HTTP, and as one ``{"error": ...}`` message over WebSocket. Conversions are cached
+        (a loaded cassette is not changed afterwards); each call returns a fresh list.
         """
+        cached = self._converted.get(transport)
+        if cached is None:
+            cached = self._converted[transport] = self._convert(transport)
+        return list(cached)
+
+    def _convert(self, transport: str) -> list[Frame]:
         if self.status >= 400:
             if transport == "ws":
                 body = b"".join(f.data if isinstance(f.data, bytes) else f.data.encode()
@@ -204,11 +221,12 @@ def parse_cassette(doc: Any, *, where: str = "<cassette>", path: Path | None = N
         raise _fail(where, "'headers' must be an object of string names to string values")
     fault = doc.get("fault")
     if fault is not None:
-        if not isinstance(fault, str) or not all(
-            _FAULT_RE.match(part.strip()) for part in fault.split(";")
-        ):
-            raise _fail(where, f"'fault' must use the X-Mock-Fault grammar "
-                               f"name[:k=v[,k=v]...][;...], got {fault!r}")
+        if not isinstance(fault, str):
+            raise _fail(where, f"'fault' must be null or a string, got {fault!r}")
+        try:
+            parse_faults(fault)
+        except FaultError as exc:
+            raise _fail(where, f"'fault' is not a valid X-Mock-Fault spec: {exc}") from None
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise _fail(where, "'description' must be a string")

@@ -236,7 +236,7 @@ def plan_reply(
     for name in ("disconnect", "reset") + (("ws-close",) if not sse else ()):
         if name in faults:
             n = faults[name].params["after"]
-            if n < len(frames) or name == "ws-close":
+            if n <= len(frames) or name == "ws-close":
                 del frames[n:]
                 plan.end = name if name != "disconnect" else "close"
                 if name == "ws-close":

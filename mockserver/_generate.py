@@ -7,6 +7,7 @@ predict it. One token per chunk; ``max_tokens`` tokens (64 when absent).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -85,21 +86,19 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return max(1, chars // 4) + 3 * len(messages)
 
 
-def generate_tokens(
-    model: str, messages: list[dict[str, Any]], n: int, *, seed: int | None
-) -> list[str]:
-    """``n`` tokens of deterministic prose for this model, messages and seed."""
-    key = request_digest({"model": model, "messages": messages, "seed": seed})
+@functools.lru_cache(maxsize=1024)
+def _tokens(key: str, n: int) -> tuple[str, ...]:
     rng = random.Random(f"text:{key}")
+    choice, roll_of = rng.choice, rng.random
     tokens: list[str] = []
     capital = True
     for i in range(n):
-        word = rng.choice(_WORDS)
+        word = choice(_WORDS)
         if capital:
             word = word[:1].upper() + word[1:]
         piece = word if i == 0 or tokens[-1].endswith("\n") else " " + word
         capital = False
-        roll = rng.random()
+        roll = roll_of()
         if roll < 0.08:
             piece += "."
             capital = True
@@ -109,7 +108,15 @@ def generate_tokens(
         elif roll < 0.15:
             piece += ","
         tokens.append(piece)
-    return tokens
+    return tuple(tokens)
+
+
+def generate_tokens(
+    model: str, messages: list[dict[str, Any]], n: int, *, seed: int | None
+) -> list[str]:
+    """``n`` tokens of deterministic prose for this model, messages and seed."""
+    # Cached: retries and benchmark loads repeat the same request many times.
+    return list(_tokens(request_digest({"model": model, "messages": messages, "seed": seed}), n))
 
 
 def make_completion(
@@ -119,7 +126,7 @@ def make_completion(
     n = req.max_tokens or DEFAULT_TOKENS
     tokens = generate_tokens(req.model, req.messages, n, seed=seed)
     return Completion(
-        id="chatcmpl-" + "".join(rng.choice("0123456789abcdef") for _ in range(24)),
+        id=f"chatcmpl-{rng.getrandbits(96):024x}",
         created=created,
         model=req.model,
         tokens=tokens,
@@ -134,30 +141,35 @@ def chunk_payloads(c: Completion) -> list[str]:
     """One ``chat.completion.chunk`` JSON per token, then the usage chunk if asked for.
 
     The first chunk carries ``role``; the last content chunk carries ``finish_reason``.
+    Built from string templates: this runs for every request and json.dumps of a dict per
+    token is the mock's largest per-request cost.
     """
-    head = {
-        "id": c.id,
-        "object": "chat.completion.chunk",
-        "created": c.created,
-        "model": c.model,
-        "system_fingerprint": FINGERPRINT,
-    }
-    out: list[str] = []
+    head = json.dumps(
+        {
+            "id": c.id,
+            "object": "chat.completion.chunk",
+            "created": c.created,
+            "model": c.model,
+            "system_fingerprint": FINGERPRINT,
+        },
+        ensure_ascii=False,
+    )[:-1]
+    dumps = _dump_str
     last = len(c.tokens) - 1
-    for i, token in enumerate(c.tokens):
-        delta: dict[str, Any] = {"role": "assistant", "content": token} if i == 0 else {
-            "content": token
-        }
-        choice = {
-            "index": 0,
-            "delta": delta,
-            "logprobs": None,
-            "finish_reason": c.finish_reason if i == last else None,
-        }
-        out.append(json.dumps({**head, "choices": [choice]}, ensure_ascii=False))
+    finish = dumps(c.finish_reason)
+    out = [
+        f'{head}, "choices": [{{"index": 0, "delta": {{'
+        f'{_ROLE if i == 0 else ""}"content": {dumps(token)}}}, "logprobs": null, '
+        f'"finish_reason": {finish if i == last else "null"}}}]}}'
+        for i, token in enumerate(c.tokens)
+    ]
     if c.include_usage:
-        out.append(json.dumps({**head, "choices": [], "usage": c.usage()}, ensure_ascii=False))
+        out.append(f'{head}, "choices": [], "usage": {json.dumps(c.usage())}}}')
     return out
+
+
+_ROLE = '"role": "assistant", '
+_dump_str = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def completion_body(c: Completion) -> dict[str, Any]:

@@ -22,7 +22,12 @@ What is recorded, and when it is written to ``record_dir``:
   cassette is saved when the upstream ends the body, and also when the client hangs up after
   ``data: [DONE]`` arrived; a client that leaves mid-stream aborts the upstream request and
   nothing is saved.
-- Non-streaming requests and upstream errors: the single body, as one frame.
+- Non-streaming requests and upstream errors: the single body, as one frame. A request without
+  a ``messages`` list is relayed but never saved (its cassette would match every request).
+- An upstream that breaks a stream (connection closed or reset mid-body, WebSocket closed with
+  an error code) is real behaviour worth replaying: the client's connection is broken the same
+  way and the recording is saved with the matching ``fault`` (``disconnect:after=N``,
+  ``reset:after=N``, ``ws-close:code=C,after=N``, N = frames recorded).
 - WebSocket: client frames are forwarded to the upstream ``/ws/chat``; each request frame starts a
   recording of the server's messages, saved at ``[DONE]`` or an error frame (or, without
   ``[DONE]``, at the next request or upstream close if a ``finish_reason`` was seen).
@@ -41,6 +46,8 @@ import asyncio
 import json
 import os
 import re
+import socket
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -82,6 +89,7 @@ HEADER_ALLOWLIST = frozenset({
 # upstream can be steered while recording).
 FORWARDED_REQUEST_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
 REDACTED = "[REDACTED]"
+_DONE = re.compile(rb"(?m)^data: ?\[DONE\]\r?$")
 _QUERY_KEYS = ("key", "api_key", "api-key", "apikey", "access_token", "token")
 _GENERIC = (
     rb"(?P<q>[?&](?:" + b"|".join(re.escape(k.encode()) for k in _QUERY_KEYS) + rb")=)"
@@ -129,10 +137,11 @@ class Scrubber:
 
     def frames(self, frames: list[Frame]) -> list[Frame]:
         """Scrub a byte stream cut into writes, keeping every write boundary outside a key."""
-        if not frames or not isinstance(frames[0].data, bytes):
+        blobs = [f.data for f in frames if isinstance(f.data, bytes)]
+        if len(blobs) != len(frames):  # WebSocket messages: each one is whole
             return [Frame(f.at, self.text(f.data) if isinstance(f.data, str) else
                           self.bytes(f.data)) for f in frames]
-        joined = b"".join(f.data for f in frames)  # type: ignore[misc]
+        joined = b"".join(blobs)
         spans = [(m.start(), m.end(), self._sub(m)) for m in self._re.finditer(joined)]
         if not spans:
             return list(frames)
@@ -169,6 +178,24 @@ def _secrets_of(request: web.Request) -> list[str]:
     found.append(token.strip() if scheme.lower() == "bearer" else auth.strip())
     found += [v for k, v in request.query.items() if k.lower() in _QUERY_KEYS]
     return [s for s in found if s]
+
+
+def _was_reset(exc: BaseException) -> bool:
+    # aiohttp reports a reset mid-body as ClientPayloadError whose text names the OS error.
+    return isinstance(exc, aiohttp.ClientOSError) or "ConnectionResetError" in str(exc)
+
+
+def _break_connection(request: web.Request, *, reset: bool) -> None:
+    """End the client's connection early: a clean FIN, or a TCP RST (SO_LINGER 0)."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if reset and sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    else:
+        transport.close()
 
 
 def _allowed_headers(headers: Any) -> dict[str, str]:
@@ -232,6 +259,7 @@ class Recorder:
             frames=scrubber.frames(cassette.frames),
             status=cassette.status,
             headers={k: scrubber.text(v) for k, v in cassette.headers.items()},
+            fault=cassette.fault,
         )
         self.record_dir.mkdir(parents=True, exist_ok=True)
         stem = f"{_slug(clean.match)}-{clean.transport}-{request_digest(clean.match)}"
@@ -253,6 +281,13 @@ class Recorder:
                 return path
         finally:
             tmp.unlink(missing_ok=True)
+
+    def keep(self, recording: Cassette, scrubber: Scrubber, journal: Any) -> None:
+        """Save a finished recording and name it in the journal record."""
+        # A request without a messages list (the upstream refused it) would make a cassette
+        # that matches every request: such replies are relayed but never saved.
+        if "messages" in recording.match:
+            journal.cassette = self.save(recording, scrubber).stem
 
     async def record_chat(
         self, request: web.Request, body: Any, journal: Any = None
@@ -294,7 +329,7 @@ class Recorder:
                 except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                     return self._unreachable(scrubber, exc, journal)
                 recording.frames.append(Frame(round(loop.time() - t0, 6), data))
-                journal.cassette = self.save(recording, scrubber).stem
+                self.keep(recording, scrubber, journal)
                 journal.tick()
                 journal.finish("completed" if upstream.status < 400 else "error",
                                status=upstream.status)
@@ -326,7 +361,7 @@ class Recorder:
             else:
                 complete = True
                 # Saved before the client sees the end, so the file exists once its read ends.
-                journal.cassette = self.save(recording, scrubber).stem
+                self.keep(recording, scrubber, journal)
                 saved = True
                 try:
                     await resp.write_eof()
@@ -335,16 +370,21 @@ class Recorder:
         except asyncio.CancelledError:
             client_gone = True  # aiohttp cancels the handler of a client that hung up
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            # The upstream broke mid-stream: end the client's body the same way, save nothing.
-            if request.transport is not None:
-                request.transport.close()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            # The upstream broke mid-stream: break the client's body the same way, and keep the
+            # failure as a replayable fault on the recording (it is real upstream behaviour).
+            how = "reset" if _was_reset(exc) else "disconnect"
+            _break_connection(request, reset=how == "reset")
+            if frames:
+                recording.fault = f"{how}:after={len(frames)}"
+                self.keep(recording, scrubber, journal)
+                saved = True
         finally:
             if not complete:
                 upstream.close()  # stop the upstream generating for a client that is gone
-            tail = b"".join(f.data for f in frames[-3:])  # type: ignore[misc]
-            if not saved and b"data: [DONE]" in tail:
-                journal.cassette = self.save(recording, scrubber).stem
+            tail = b"".join(f.data for f in frames[-3:] if isinstance(f.data, bytes))
+            if not saved and _DONE.search(tail):
+                self.keep(recording, scrubber, journal)
             outcome = "client_disconnected" if client_gone else "completed" if complete else "error"
             journal.finish(outcome, status=upstream.status)
         return resp
@@ -380,9 +420,11 @@ class Recorder:
                     for task in pumps:
                         task.cancel()
                     await asyncio.gather(*pumps, return_exceptions=True)
-                if upstream.closed and not ws.closed:
-                    # Pass the upstream's close code on (1008, 1011, 1013 ...).
-                    await ws.close(code=upstream.close_code or aiohttp.WSCloseCode.OK)
+                if upstream.closed:
+                    code = _close_code(upstream.close_code)
+                    session.upstream_closed(code)
+                    if not ws.closed:
+                        await ws.close(code=code)  # pass 1008, 1011, 1013 ... on
             finally:
                 session.end(complete=False)
                 await upstream.close()
@@ -390,6 +432,13 @@ class Recorder:
                     await ws.close()
                 journal.finish("completed", status=101)
             return ws
+
+
+def _close_code(code: int | None) -> int:
+    """The upstream's close code as one we may send (1005/1006/1015 are never sent on the wire)."""
+    if code is None or code == 1000:
+        return 1000
+    return 1011 if code in (1005, 1006, 1015) else code
 
 
 def _match_key(body: dict[str, Any]) -> dict[str, Any]:
@@ -419,7 +468,14 @@ class _WSRecording:
         """Stop recording; save when the stream is complete or at least reached a finish_reason."""
         current, self.current = self.current, None
         if current is not None and current.frames and (complete or self.finished):
-            self.journal.cassette = self.recorder.save(current, self.scrubber).stem
+            self.recorder.keep(current, self.scrubber, self.journal)
+
+    def upstream_closed(self, code: int) -> None:
+        """The upstream closed the socket: a stream cut by an error code is kept as a fault."""
+        current = self.current
+        if current is not None and current.frames and code != 1000:
+            current.fault = f"ws-close:code={code},after={len(current.frames)}"
+            self.end(complete=True)
 
     def record(self, data: str | bytes) -> None:
         """Add one server message to the recording in progress."""

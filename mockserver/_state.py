@@ -216,7 +216,7 @@ class MockState:
             "jitter_ms": jitter_ms or 0.0,
             "jitter": kind if jitter_ms else "none",
         }
-        record.schedule = [round(t, 6) for t in times[:1000]]
+        record.schedule = times[:1000]
         end = times[-1] if times else 0.0
         if transport == "json":
             body = json.dumps(completion_body(completion), ensure_ascii=False).encode()

@@ -65,7 +65,9 @@ def mock_env(**extra: str) -> dict[str, str]:
 def test_demo_streams_a_reply_and_a_stats_line(transport: str) -> None:
     result = holynb("demo", "--transport", transport, timeout=90)
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout.strip()) > 20
+    # The default prompt replays the bundled long Markdown cassette (a generated reply would be
+    # a few hundred characters).
+    assert len(result.stdout) > 2000
     assert "Traceback" not in result.stderr
     stats = result.stderr.strip().splitlines()[-1]
     assert stats.startswith("deepseek-v3.2 · " + transport + " · ")

@@ -191,7 +191,10 @@ def raw_ws_frames(
             return out
 
         while True:
-            b0, b1 = need(2)
+            try:
+                b0, b1 = need(2)
+            except ConnectionError:  # the server dropped the socket: return what came
+                break
             size = b1 & 0x7F
             if size == 126:
                 size = struct.unpack("!H", need(2))[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,11 +40,22 @@ def chat(prompt: str, model: str = "deepseek-v3.2", **params: object) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": prompt}], **params}
 
 
-def sse_cassette(name: str, match: dict, text: str = "hi", **kw: object) -> Cassette:
+def sse_cassette(name: str, match: dict, text: str = "hi", **kw: Any) -> Cassette:
     chunk = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]}
     frames = [Frame(0.01, f"data: {json.dumps(chunk)}\n\n".encode()),
               Frame(0.02, b"data: [DONE]\n\n")]
-    return Cassette(name=name, match=match, transport="sse", frames=frames, **kw)  # type: ignore[arg-type]
+    return Cassette(name=name, match=match, transport="sse", frames=frames, **kw)
+
+
+def matched(store: CassetteStore, request: dict, transport: str = "sse") -> str | None:
+    """The name of the cassette answering ``request`` (None when none does)."""
+    found = store.match(request, transport)
+    return found.name if found else None
+
+
+def raw(frames: list[Frame]) -> list[bytes]:
+    """SSE frame payloads as bytes."""
+    return [f.data if isinstance(f.data, bytes) else f.data.encode() for f in frames]
 
 
 def write_doc(tmp_path: Path, doc: object, name: str = "c.json") -> Path:
@@ -114,7 +126,9 @@ GOOD = {"version": 1, "name": "ok", "match": {"prompt": "p"}, "transport": "sse"
         ({"transport": "grpc"}, "'transport' must be one of sse, ws, json, got 'grpc'"),
         ({"status": 99}, "'status' must be an HTTP status code"),
         ({"headers": {"a": 1}}, "'headers' must be an object of string names"),
-        ({"fault": "disconnect after 3"}, "'fault' must use the X-Mock-Fault grammar"),
+        ({"fault": "disconect:after=3"},
+         "'fault' is not a valid X-Mock-Fault spec: unknown fault 'disconect'"),
+        ({"fault": 3}, "'fault' must be null or a string"),
         ({"match": {"temprature": 0.2}}, "unknown match field 'temprature'"),
         ({"match": {"model": 4}}, "match field 'model' must be a string"),
         ({"match": {"messages": "hi"}}, "'messages' must be a list of message objects"),
@@ -200,7 +214,7 @@ def test_prompt_match_ignores_model_system_prompt_and_unlisted_keys() -> None:
     req = {"model": "gpt-4.1", "stream": True, "user": "x",
            "messages": [{"role": "system", "content": "You are terse."},
                         {"role": "user", "content": PROMPTS["code-answer"]}]}
-    assert store.match(req, "sse").name == "code-answer"  # type: ignore[union-attr]
+    assert matched(store, req, "sse") == "code-answer"
     assert store.match(chat(PROMPTS["code-answer"] + " "), "sse") is None
 
 
@@ -208,7 +222,7 @@ def test_prompt_match_ignores_model_system_prompt_and_unlisted_keys() -> None:
 def test_each_shipped_prompt_matches_its_cassette_over_every_transport(name: str) -> None:
     store = CassetteStore(SHIPPED_DIR)
     for transport in ("sse", "ws", "json"):
-        assert store.match(chat(PROMPTS[name]), transport).name == name  # type: ignore[union-attr]
+        assert matched(store, chat(PROMPTS[name]), transport) == name
 
 
 def test_model_in_the_key_must_match() -> None:
@@ -226,10 +240,10 @@ def test_most_specific_cassette_wins_then_same_transport_then_load_order() -> No
     ws = Cassette(name="cool-ws", match={"prompt": "p", "temperature": 0.2}, transport="ws",
                   frames=[Frame(0.0, "[DONE]")])
     store.add(ws)
-    assert store.match(chat("p"), "sse").name == "any"  # type: ignore[union-attr]
-    assert store.match(chat("p", temperature=0.2), "sse").name == "cool"  # type: ignore[union-attr]
-    assert store.match(chat("p", temperature=0.2), "ws").name == "cool-ws"  # type: ignore[union-attr]
-    assert store.match(chat("p", temperature=0.9), "sse").name == "any"  # type: ignore[union-attr]
+    assert matched(store, chat("p"), "sse") == "any"
+    assert matched(store, chat("p", temperature=0.2), "sse") == "cool"
+    assert matched(store, chat("p", temperature=0.2), "ws") == "cool-ws"
+    assert matched(store, chat("p", temperature=0.9), "sse") == "any"
 
 
 def test_integral_floats_and_ints_match() -> None:
@@ -244,12 +258,12 @@ def test_repeat_counting_returns_recordings_in_order_then_cycles(tmp_path: Path)
         save_cassette(sse_cassette(f"again-{n}", key, text=str(n)), tmp_path / f"again-{n}.json")
     store = CassetteStore(tmp_path)
     req = chat("again", "m")
-    seen = [store.match(req, "sse").name for _ in range(4)]  # type: ignore[union-attr]
+    seen = [matched(store, req) for _ in range(4)]
     assert seen == ["again-1", "again-2", "again-10", "again-1"]
     other = chat("again", "m", temperature=0.5)  # a different request has its own counter
-    assert store.match(other, "sse").name == "again-1"  # type: ignore[union-attr]
+    assert matched(store, other, "sse") == "again-1"
     store.reset()
-    assert store.match(req, "sse").name == "again-1"  # type: ignore[union-attr]
+    assert matched(store, req, "sse") == "again-1"
 
 
 def test_json_cassettes_answer_only_non_streaming_requests() -> None:
@@ -258,7 +272,8 @@ def test_json_cassettes_answer_only_non_streaming_requests() -> None:
     store.add(Cassette(name="j", match={"prompt": "p"}, transport="json",
                        frames=[Frame(0.3, body)]))
     assert store.match(chat("p"), "sse") is None
-    assert store.match(chat("p"), "json").frames_for("json") == [Frame(0.3, body)]  # type: ignore[union-attr]
+    assert matched(store, chat("p"), "json") == "j"
+    assert store.get("j").frames_for("json") == [Frame(0.3, body)]
     assert "json cassettes answer only non-streaming" in store.explain(chat("p"), "sse")
 
 
@@ -330,7 +345,7 @@ def test_get_by_name_and_unknown_names() -> None:
 
 def events_of(frames: list[Frame]) -> list[str]:
     decoder = SSEDecoder()
-    return [e.data for f in frames for e in decoder.feed(f.data)]  # type: ignore[arg-type]
+    return [e.data for data in raw(frames) for e in decoder.feed(data)]
 
 
 def test_sse_cassette_over_ws_gives_one_message_per_event() -> None:
@@ -340,9 +355,10 @@ def test_sse_cassette_over_ws_gives_one_message_per_event() -> None:
     assert messages[-1].data == "[DONE]"
     assert all(isinstance(m.data, str) for m in messages)
     # every message is stamped with the offset of the write that completed it
-    ends = [f.at for f in thai.frames if f.data.endswith(b"\n\n")]  # type: ignore[union-attr]
+    ends = [f.at for f, data in zip(thai.frames, raw(thai.frames), strict=True)
+            if data.endswith(b"\n\n")]
     assert [m.at for m in messages] == ends
-    assert any(b"\xe0" in f.data and not f.data.endswith(b"\n\n") for f in thai.frames)  # type: ignore[operator]
+    assert any(b"\xe0" in data and not data.endswith(b"\n\n") for data in raw(thai.frames))
 
 
 def test_ws_cassette_over_sse_and_back() -> None:

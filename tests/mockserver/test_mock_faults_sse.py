@@ -6,10 +6,9 @@ import json
 
 import httpx
 import pytest
+from mockutil import AUTH, chat, raw_request
 
 from mockserver import MockServer
-
-from mockutil import AUTH, chat, raw_request
 
 STREAM = chat("fault test", stream=True, max_tokens=8)
 

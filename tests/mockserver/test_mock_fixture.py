@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from mockutil import AUTH, chat
 
 from mockserver import MockServer
-
-from mockutil import AUTH, chat
 
 
 def test_holy_mock_is_running_with_fast_defaults(holy_mock: MockServer) -> None:

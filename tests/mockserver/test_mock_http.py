@@ -7,15 +7,14 @@ import time
 
 import httpx
 import pytest
+from mockutil import AUTH, chat, raw_request, wait_for
 
 from mockserver import MOCK_KEY, MockServer
 
-from mockutil import AUTH, chat, raw_request, wait_for
-
 
 def post(mock: MockServer, body=None, *, headers=None, **kw) -> httpx.Response:
-    return httpx.post(f"{mock.url}/chat/completions", json=body, headers={**AUTH, **(headers or {})},
-                      **kw)
+    headers = {**AUTH, **(headers or {})}
+    return httpx.post(f"{mock.url}/chat/completions", json=body, headers=headers, **kw)
 
 
 def test_non_streaming_reply_is_a_chat_completion(holy_mock: MockServer) -> None:

@@ -10,14 +10,15 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
+from mockutil import AUTH, chat, raw_ws_frames, wait_for
 
 from mockserver import MOCK_KEY, MockServer
 
-from mockutil import AUTH, chat, raw_ws_frames, wait_for
-
 
 @asynccontextmanager
-async def connect(mock: MockServer, query: str = "", **kw) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+async def connect(
+    mock: MockServer, query: str = "", **kw
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(mock.ws_url + query, headers=AUTH, **kw) as ws:
             yield ws
@@ -298,7 +299,8 @@ async def test_stall_and_heartbeat_pings(holy_mock: MockServer) -> None:
 
 
 def test_fragmented_messages_on_the_raw_wire(holy_mock: MockServer) -> None:
-    frames = raw_ws_frames(holy_mock.url, request(max_tokens=4), query="?X-Mock-Fault=fragment:size=7")
+    query = "?X-Mock-Fault=fragment:size=7"
+    frames = raw_ws_frames(holy_mock.url, request(max_tokens=4), query=query)
     assert frames[0][1] == 0x1 and frames[0][0] is False  # a text frame without FIN
     assert any(op == 0x0 for _, op, _ in frames)  # continuation frames
     assert all(len(p) <= 7 for _, _, p in frames)

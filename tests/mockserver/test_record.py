@@ -30,6 +30,11 @@ SHIPPED = CassetteStore(SHIPPED_DIR)
 Factory = Callable[..., MockServer]
 
 
+def writes_of(frames: list[Frame]) -> list[bytes]:
+    """The payload of each SSE write."""
+    return [f.data if isinstance(f.data, bytes) else f.data.encode() for f in frames]
+
+
 def chat(prompt: str, **params: object) -> dict:
     return {"model": "deepseek-v3.2", "messages": [{"role": "user", "content": prompt}], **params}
 
@@ -79,7 +84,7 @@ async def test_sse_record_then_replay_is_byte_identical_with_original_offsets(
     original = SHIPPED.get("tool-calls")
     body = chat(original.match["prompt"], stream=True, temperature=0.2)
     passed = await stream_raw(recorder.url, body)
-    want = b"".join(f.data for f in original.frames)  # type: ignore[misc]
+    want = b"".join(writes_of(original.frames))
     assert b"".join(passed) == want
 
     (rec,) = recordings(tmp_path)
@@ -88,7 +93,7 @@ async def test_sse_record_then_replay_is_byte_identical_with_original_offsets(
                          "messages": [{"role": "user", "content": original.match["prompt"]}]}
     assert set(rec.headers) <= HEADER_ALLOWLIST
     assert rec.headers["content-type"].startswith("text/event-stream")
-    assert b"".join(f.data for f in rec.frames) == want  # type: ignore[misc]
+    assert b"".join(writes_of(rec.frames)) == want
     assert_offsets_close(original.frames, rec.frames, tolerance=0.25)
     (journal,) = recorder.journal()
     assert (journal["outcome"], journal["cassette"], journal["transport"]) == (
@@ -153,6 +158,39 @@ async def test_non_streaming_and_error_replies_are_recorded(
     assert again_429.headers["retry-after"] == "2"
 
 
+async def read_until_broken(url: str, body: dict, headers: dict | None = None) -> tuple[bytes, str]:
+    """The body bytes received and the name of the error that ended the read ("" if none)."""
+    received = b""
+    async with httpx.AsyncClient(timeout=30) as client:
+        try:
+            async with client.stream("POST", f"{url}/chat/completions", json=body,
+                                     headers={**AUTH, **(headers or {})}) as r:
+                async for piece in r.aiter_raw():
+                    received += piece
+        except httpx.HTTPError as exc:
+            return received, type(exc).__name__
+    return received, ""
+
+
+@pytest.mark.parametrize("fault", ["disconnect", "reset"])
+async def test_a_broken_upstream_stream_is_recorded_as_a_fault(
+    holy_mock_factory: Factory, tmp_path: Path, fault: str
+) -> None:
+    upstream = holy_mock_factory()
+    recorder = holy_mock_factory(record_upstream=upstream.url, record_dir=tmp_path)
+    body = chat("break please", stream=True, max_tokens=12)
+    passed, error = await read_until_broken(
+        recorder.url, body, {"X-Mock-Fault": f"{fault}:after=4"}  # forwarded to the upstream
+    )
+    assert error and passed.count(b"data: ") == 4
+
+    (rec,) = recordings(tmp_path)
+    assert rec.fault == f"{fault}:after={len(rec.frames)}"
+    assert b"".join(writes_of(rec.frames)) == passed
+    replay = holy_mock_factory(speed=0, cassettes=tmp_path)
+    assert await read_until_broken(replay.url, body) == (passed, error)
+
+
 async def test_keys_are_scrubbed_from_everything_written(
     holy_mock_factory: Factory, tmp_path: Path
 ) -> None:
@@ -184,7 +222,7 @@ async def test_keys_are_scrubbed_from_everything_written(
     for secret in (KEY, leaky, "abc123secret", "tok_9876543210zyxw", "ABCDEFGHIJ"):
         assert secret not in written
     rec = load_cassette(path)
-    stream = b"".join(f.data for f in rec.frames).decode()  # type: ignore[misc]
+    stream = b"".join(writes_of(rec.frames)).decode()
     assert stream.count(REDACTED) == 4 and "?key=[REDACTED]&x=1" in stream
     assert "Bearer [REDACTED]" in stream and stream.endswith("data: [DONE]\n\n")
     assert rec.match["messages"][0]["content"] == f"key={REDACTED}"
@@ -228,7 +266,7 @@ async def test_client_hanging_up_right_after_done_keeps_the_recording(
                     break  # hang up: leaving the block closes the connection
     await wait_for(lambda: list(rec_dir.glob("*.json")))
     (rec,) = recordings(rec_dir)
-    assert rec.frames[-1].data.endswith(b"data: [DONE]\n\n")  # type: ignore[union-attr]
+    assert writes_of(rec.frames)[-1].endswith(b"data: [DONE]\n\n")
     await wait_for(lambda: outcomes(upstream) == ["client_disconnected"])  # upstream aborted
 
 
@@ -245,6 +283,18 @@ async def test_client_leaving_mid_stream_aborts_upstream_and_saves_nothing(
                 break
     await wait_for(lambda: outcomes(upstream) == ["client_disconnected"])
     await wait_for(lambda: outcomes(recorder) == ["client_disconnected"])
+    assert not list(tmp_path.glob("*.json"))
+
+
+async def test_a_request_without_messages_is_relayed_but_not_recorded(
+    holy_mock_factory: Factory, tmp_path: Path
+) -> None:
+    upstream = holy_mock_factory()
+    recorder = holy_mock_factory(record_upstream=upstream.url, record_dir=tmp_path)
+    async with httpx.AsyncClient(timeout=30) as client:
+        r = await client.post(f"{recorder.url}/chat/completions",
+                              json={"model": "gpt-4.1", "stream": True}, headers=AUTH)
+    assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
     assert not list(tmp_path.glob("*.json"))
 
 
@@ -303,7 +353,31 @@ async def test_ws_record_then_replay(holy_mock_factory: Factory, tmp_path: Path)
             assert await ws_exchange(ws, chat(tools.match["prompt"])) == second
     # a WebSocket recording answers SSE too
     pieces = await stream_raw(replay.url, chat(haiku.match["prompt"], stream=True))
-    assert b"".join(pieces) == b"".join(f.data for f in rec.frames_for("sse"))  # type: ignore[misc]
+    assert b"".join(pieces) == b"".join(writes_of(rec.frames_for("sse")))
+
+
+async def test_ws_upstream_close_code_is_recorded_as_a_fault(
+    holy_mock_factory: Factory, tmp_path: Path
+) -> None:
+    upstream = holy_mock_factory()
+    recorder = holy_mock_factory(record_upstream=upstream.url, record_dir=tmp_path)
+    body = chat("close on me", max_tokens=10)
+
+    async def run(url: str) -> tuple[list[str], int | None]:
+        got: list[str] = []
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, headers=AUTH) as ws:
+                await ws.send_str(json.dumps(body))
+                async for msg in ws:
+                    got.append(msg.data)
+                return got, ws.close_code
+
+    messages, code = await run(recorder.ws_url + "?X-Mock-Fault=ws-close:code=1011,after=3")
+    assert (len(messages), code) == (3, 1011)
+    (rec,) = recordings(tmp_path)
+    assert rec.fault == "ws-close:code=1011,after=3" and [f.data for f in rec.frames] == messages
+    replay = holy_mock_factory(speed=0, cassettes=tmp_path)
+    assert await run(replay.ws_url) == (messages, 1011)
 
 
 async def test_ws_cancelled_stream_is_not_saved(holy_mock_factory: Factory, tmp_path: Path) -> None:
@@ -317,7 +391,7 @@ async def test_ws_cancelled_stream_is_not_saved(holy_mock_factory: Factory, tmp_
             await ws.send_str('{"type": "cancel"}')
             await ws.send_str('{"type": "ping"}')
             async for msg in ws:  # drain what was in flight until the pong
-                if msg.data == '{"type": "pong"}' or json.loads(msg.data).get("type") == "pong":
+                if msg.type == aiohttp.WSMsgType.TEXT and '"pong"' in msg.data:
                     break
     await wait_for(lambda: outcomes(recorder) == ["completed"])
     assert not list(tmp_path.glob("*.json"))

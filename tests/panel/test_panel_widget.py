@@ -230,3 +230,39 @@ async def test_messages_show_the_partial_text_while_streaming(
     assert panel.messages[-1]["role"] == "assistant"
     reply = await task
     assert panel.messages[-1]["content"] == reply
+
+
+async def test_calls_from_another_thread_run_on_the_home_loop(
+    holy_mock: Any, make_panel: Any
+) -> None:
+    """JupyterLab delivers widget events to a kernel subshell: another thread with its own loop."""
+    panel = make_panel(holy_mock, max_tokens=10)
+    await panel._models_task
+    panel._input.value = "clicked in a subshell"
+
+    def subshell_click() -> None:
+        async def click() -> None:
+            panel._send_button.click()
+
+        asyncio.run(click())
+
+    await asyncio.to_thread(subshell_click)
+    async with asyncio.timeout(5):
+        while panel._task is None:
+            await asyncio.sleep(0.01)
+    first = await panel._task
+    assert panel.banner == "" and first
+
+    def subshell_send() -> str:
+        async def send() -> str:
+            return await panel.send("sent from a subshell")
+
+        return asyncio.run(send())
+
+    second = await asyncio.to_thread(subshell_send)
+    assert [m["content"] for m in panel.messages] == [
+        "clicked in a subshell",
+        first,
+        "sent from a subshell",
+        second,
+    ]

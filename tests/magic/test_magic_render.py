@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
+from magicutil import cassette_deltas
 from markdown_it import MarkdownIt
 
 from holynb._render import Budget, Emit, LiveMarkdown, MarkdownBlocks
-
-CASSETTE = Path(__file__).parents[2] / "mockserver" / "cassettes" / "long-markdown.json"
 
 _MD = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 
@@ -88,21 +85,6 @@ x = {"a": 1}
 # heading interrupts a list
 * * *
 """
-
-
-def cassette_deltas() -> list[str]:
-    """The text deltas of the shipped long Markdown cassette, in order."""
-    doc = json.loads(CASSETTE.read_text(encoding="utf-8"))
-    deltas = []
-    for frame in doc["frames"]:
-        data = frame["text"].removeprefix("data: ").strip()
-        if data == "[DONE]":
-            continue
-        choices = json.loads(data).get("choices") or [{}]
-        content = choices[0].get("delta", {}).get("content")
-        if content:
-            deltas.append(content)
-    return deltas
 
 
 def split_all(pieces: list[str]) -> tuple[list[str], str]:

@@ -1,0 +1,37 @@
+"""Helpers shared by the client tests (imported as a plain module: tests/ has no packages)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+# Recognisable so that the masking tests can search every output for it.
+KEY = "sk-holynb-test-SECRET-5f3a9c1e7b2d"
+PROMPT = "Tell me about streaming."
+
+
+def chat_records(mock: Any) -> list[dict[str, Any]]:
+    """Journal records of chat requests (HTTP POSTs and WebSocket streams)."""
+    return [
+        r
+        for r in mock.journal()
+        if r["method"] in ("POST", "WS") and r["path"].endswith(("/chat/completions", "/ws/chat"))
+    ]
+
+
+async def wait_ended(mock: Any, *, timeout: float = 2.0) -> dict[str, Any]:
+    """Poll the journal until the last chat record has ended; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = chat_records(mock)
+        if records and records[-1]["ended"] is not None:
+            return records[-1]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no ended record in the journal: {records[-1:]}")
+        await asyncio.sleep(0.005)
+
+
+async def collect(stream: Any) -> list[str]:
+    """All deltas of a stream (entered by the caller)."""
+    return [delta async for delta in stream]

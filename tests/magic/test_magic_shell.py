@@ -1,0 +1,422 @@
+"""``%%holy`` / ``%holy`` through a real InteractiveShell against the real mock server."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+from magicutil import Recorder, cassette_deltas
+
+from holynb import _config
+from holynb._magic import HolyInterrupt, HolyMagics
+from mockserver import MockServer
+
+LONG_PROMPT = "Explain how to stream chat completions into a Jupyter notebook."
+SECRET = "sk-holynb-test-secret-9f8e7d6c5b4a"
+
+
+def last_request(mock: MockServer) -> dict[str, Any]:
+    return mock.journal()[-1]
+
+
+def texts(outputs: list[dict[str, Any]]) -> list[str]:
+    return [o["data"].get("text/markdown", o["data"].get("text/plain", "")) for o in outputs]
+
+
+def max_per_window(times: list[float], window: float = 1.0) -> int:
+    best = 0
+    for i, start in enumerate(times):
+        best = max(best, sum(1 for t in times[i:] if t < start + window))
+    return best
+
+
+# -- streaming and the final render -----------------------------------------------------------
+
+
+def test_cell_ends_with_one_markdown_output_and_a_stats_line(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock
+) -> None:
+    use_mock(holy_mock_factory(speed=25))  # the long cassette in ~1.2 s: real streaming
+    ip.run_cell_magic("holy", "", LONG_PROMPT)
+    full = "".join(cassette_deltas())
+    outputs = recorder.outputs()
+    assert len(outputs) == 2
+    assert outputs[0]["data"] == {"text/markdown": full, "text/plain": full}
+    stats = outputs[1]["data"]["text/plain"]
+    assert stats.startswith("deepseek-v3.2 · TTFT ")
+    assert "tok/s" in stats and "tokens" in stats and "$" in stats
+    # While streaming: several slots, finished ones frozen, never more than ~20 messages/s.
+    shown = recorder.display_messages()
+    assert len(shown) > 5
+    assert max_per_window([m["at"] for m in shown]) <= 21
+    naive = sum(len(full[: i + 1]) for i in range(len(full)))
+    sent = sum(len(m["data"].get("text/markdown", "")) for m in shown)
+    assert sent * 50 < naive
+
+
+def test_finished_blocks_are_sent_once(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock
+) -> None:
+    use_mock(holy_mock_factory(speed=25))
+    ip.run_line_magic("holy", LONG_PROMPT)  # line magic: no clearing, slots stay
+    full = "".join(cassette_deltas())
+    outputs = recorder.outputs()
+    answer = [o for o in outputs if o["display_id"] and "status" not in o["display_id"]]
+    assert "".join(o["data"]["text/markdown"] for o in answer) == full
+    assert not any(m["type"] == "clear_output" for m in recorder.messages)
+    assert len(answer) >= 10
+    # Once a slot holds finished blocks it is never sent again: each slot's last message
+    # is the frozen text, and later messages only go to later slots.
+    last_slot_seen: dict[str, int] = {}
+    for n, msg in enumerate(recorder.display_messages()):
+        last_slot_seen[msg["display_id"]] = n
+    order = [o["display_id"] for o in answer]
+    assert [last_slot_seen[d] for d in order] == sorted(last_slot_seen[d] for d in order)
+
+
+def test_terminal_falls_back_to_plain_text(
+    ip: InteractiveShell, magics: HolyMagics, mock: MockServer
+) -> None:
+    magics.display_mode = "auto"  # a plain InteractiveShell has no kernel: text mode
+    with capture_output() as cap:
+        ip.run_cell_magic("holy", "--max-tokens 12 --no-stats", "hi")
+    assert cap.outputs == []
+    assert cap.stdout.strip() == magics.turns[-1].reply.strip()
+    assert len(cap.stdout.split()) == 12
+
+
+# -- options ------------------------------------------------------------------------------------
+
+
+def test_model_system_temperature_max_tokens_transport(
+    ip: InteractiveShell, recorder: Recorder, mock: MockServer, magics: HolyMagics
+) -> None:
+    ip.run_cell_magic(
+        "holy",
+        '-m gpt-4.1 -s "Be terse." -t 0.3 --max-tokens 7 --transport ws --no-stats',
+        "Say hi",
+    )
+    rec = last_request(mock)
+    assert rec["transport"] == "ws"
+    assert rec["model"] == "gpt-4.1"
+    body = rec["request"]
+    assert body["messages"] == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "Say hi"},
+    ]
+    assert body["temperature"] == 0.3
+    assert body["max_tokens"] == 7
+    assert len(magics.turns[-1].reply.split()) == 7
+    assert len(recorder.outputs()) == 1  # --no-stats: the answer only
+
+
+def test_config_traits_are_the_defaults(
+    ip: InteractiveShell, mock: MockServer, magics: HolyMagics
+) -> None:
+    ip.run_line_magic("config", 'HolyMagics.model = "gemini-2.5-flash"')
+    ip.run_line_magic("config", "HolyMagics.max_tokens = 5")
+    ip.run_line_magic("config", 'HolyMagics.system = "sys"')
+    assert magics.model == "gemini-2.5-flash"
+    with capture_output():
+        ip.run_cell_magic("holy", "", "q")
+    body = last_request(mock)["request"]
+    assert body["model"] == "gemini-2.5-flash" and body["max_tokens"] == 5
+    assert body["messages"][0] == {"role": "system", "content": "sys"}
+
+
+def test_base_url_flag_and_out_variable(ip: InteractiveShell, holy_mock_factory, use_mock) -> None:
+    default = use_mock(holy_mock_factory())
+    other = holy_mock_factory()
+    with capture_output():
+        ip.run_cell_magic("holy", f"--base-url {other.url} --max-tokens 4 -o answer", "q")
+    assert default.journal() == []
+    assert len(other.journal()) == 1
+    assert isinstance(ip.user_ns["answer"], str) and len(ip.user_ns["answer"].split()) == 4
+
+
+def test_no_stream_makes_one_json_request(
+    ip: InteractiveShell, recorder: Recorder, mock: MockServer, magics: HolyMagics
+) -> None:
+    ip.run_cell_magic("holy", "--no-stream --max-tokens 9", "q")
+    rec = last_request(mock)
+    assert rec["transport"] == "json" and rec["stream"] is False
+    outputs = recorder.outputs()
+    assert outputs[0]["data"]["text/markdown"] == magics.turns[-1].reply
+
+
+def test_usage_errors_are_one_line(ip: InteractiveShell, mock: MockServer) -> None:
+    with pytest.raises(UsageError, match="between 0 and 2"):
+        ip.run_cell_magic("holy", "-t 5", "q")
+    with pytest.raises(UsageError, match="Empty prompt"):
+        ip.run_cell_magic("holy", "", "   \n")
+    with pytest.raises(UsageError, match="invalid choice"):
+        ip.run_cell_magic("holy", "-f pdf", "q")
+    with pytest.raises(UsageError, match="variable name"):
+        ip.run_cell_magic("holy", "-o 1x", "q")
+    assert mock.journal() == []
+
+
+def test_line_magic_options_then_verbatim_prompt(
+    ip: InteractiveShell, recorder: Recorder, mock: MockServer
+) -> None:
+    ip.run_line_magic("holy", "--max-tokens 3 -c what's the --force flag? {0} -1")
+    body = last_request(mock)["request"]
+    assert body["max_tokens"] == 3
+    assert body["messages"][-1]["content"] == "what's the --force flag? {0} -1"
+    ip.run_line_magic("holy", "-c=work --max-tokens 3 -- -m is not an option here")
+    body = last_request(mock)["request"]
+    assert body["messages"][-1]["content"] == "-m is not an option here"
+
+
+# -- formats ----------------------------------------------------------------------------------
+
+
+def test_format_code_puts_the_code_in_the_next_cell(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock
+) -> None:
+    use_mock(holy_mock_factory(speed=0))
+    ip.rl_next_input = None
+    # The shipped code-answer cassette replies with a fenced Python block.
+    from mockserver._cassettes import load_cassette
+
+    cassette = load_cassette(
+        __import__("pathlib").Path(__file__).parents[2] / "mockserver/cassettes/code-answer.json"
+    )
+    prompt = cassette.match["prompt"]
+    ip.run_cell_magic("holy", "-f code -o code", prompt)
+    code = ip.rl_next_input
+    assert code and "```" not in code
+    assert ip.user_ns["code"] == code
+    assert "```" in recorder.outputs()[0]["data"]["text/markdown"]
+
+
+def test_format_text_streams_to_stdout(
+    ip: InteractiveShell, mock: MockServer, magics: HolyMagics
+) -> None:
+    with capture_output() as cap:
+        ip.run_cell_magic("holy", "-f text --max-tokens 6", "q")
+    assert cap.stdout.startswith(magics.turns[-1].reply)
+    assert [o.data["text/plain"] for o in cap.outputs][0].startswith("deepseek-v3.2")
+
+
+def test_format_json_and_html_need_the_right_reply(
+    ip: InteractiveShell, recorder: Recorder, mock: MockServer
+) -> None:
+    # The generated reply is prose, not JSON: shown as text with a one-line note; -o keeps text.
+    ip.run_cell_magic("holy", "-f json -o j --max-tokens 5", "q")
+    outputs = recorder.outputs()
+    assert outputs[-2]["data"] == {"text/plain": ip.user_ns["j"]}
+    assert outputs[-1]["data"]["text/plain"].startswith("⚠ the reply is not valid JSON")
+    ip.run_cell_magic("holy", "-f html --max-tokens 5 --no-stats", "q")
+    assert "text/html" in recorder.outputs()[-1]["data"]
+
+
+# -- interpolation ----------------------------------------------------------------------------
+
+
+def test_prompt_interpolation_through_the_magic(ip: InteractiveShell, mock: MockServer) -> None:
+    ip.run_cell("topic = 'SSE'\n1 + 41", store_history=True)
+    n = ip.execution_count - 1
+    ip.user_ns["cfg"] = {"a": 1}
+    prompt = (
+        f"About {{topic}} and {{{{topic}}}}; In: {{In[{n}]}}; Out: {{Out[{n}]}}; "
+        'json {"a": {"b": 1}}; code {x + 1} {0} {undefined} {cfg}; f"{topic!r}"'
+    )
+    with capture_output():
+        ip.run_cell_magic("holy", "--max-tokens 2", prompt)
+    sent = last_request(mock)["request"]["messages"][-1]["content"]
+    assert sent == (
+        "About SSE and {topic}; In: topic = 'SSE'\n1 + 41; Out: 42; "
+        'json {"a": {"b": 1}}; code {x + 1} {0} {undefined} {\'a\': 1}; f"{topic!r}"'
+    )
+
+
+# -- conversations ------------------------------------------------------------------------------
+
+
+def test_conversation_memory_named_default_and_new(
+    ip: InteractiveShell, mock: MockServer, magics: HolyMagics
+) -> None:
+    with capture_output():
+        ip.run_cell_magic("holy", "-c --max-tokens 3", "first")
+        first_reply = magics.turns[-1].reply
+        ip.run_cell_magic("holy", "-c --max-tokens 3", "second")
+        second = last_request(mock)["request"]["messages"]
+        ip.run_cell_magic("holy", "-c work --max-tokens 3", "other chat")
+        work = last_request(mock)["request"]["messages"]
+        ip.run_cell_magic("holy", "--new --max-tokens 3", "fresh")
+        fresh = last_request(mock)["request"]["messages"]
+        ip.run_cell_magic("holy", "--max-tokens 3", "one-shot")
+        one_shot = last_request(mock)["request"]["messages"]
+    assert second == [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": first_reply},
+        {"role": "user", "content": "second"},
+    ]
+    assert work == [{"role": "user", "content": "other chat"}]
+    assert fresh == [{"role": "user", "content": "fresh"}]
+    assert one_shot == [{"role": "user", "content": "one-shot"}]
+    assert len(magics.chats["default"]) == 2 and len(magics.chats["work"]) == 2
+
+
+# -- faults -------------------------------------------------------------------------------------
+
+
+def run_with_fault(ip: InteractiveShell, magics: HolyMagics, fault: str, flags: str = "") -> list:
+    magics.extra_headers = {"X-Mock-Fault": fault}
+    rec = Recorder(shell=ip)
+    ip.display_pub = rec
+    ip.run_cell_magic("holy", f"--max-tokens 20 {flags}", "q")
+    return rec.outputs()
+
+
+def test_bad_key_is_one_line_with_a_hint(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory
+) -> None:
+    mock = holy_mock_factory(keys=["sk-the-right-key-1234"])
+    _config.configure(base_url=mock.url, api_key=SECRET)
+    ip.run_cell_magic("holy", "", "q")
+    (line,) = texts(recorder.outputs())
+    assert line.startswith("⚠ ") and "\n" not in line
+    assert "HOLYSHEEP_API_KEY" in line and "%holy mock start" in line
+    assert SECRET not in repr(recorder.messages)
+
+
+def test_missing_key_says_how_to_set_it(
+    ip: InteractiveShell, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOLYSHEEP_API_KEY", raising=False)
+    ip.run_cell_magic("holy", "", "q")
+    (line,) = texts(recorder.outputs())
+    assert "HOLYSHEEP_API_KEY" in line and "mock start" in line
+
+
+def test_rate_limit_retries_live_then_gives_up(
+    ip: InteractiveShell, mock: MockServer, magics: HolyMagics
+) -> None:
+    rec = Recorder(shell=ip)
+    ip.display_pub = rec
+    magics.extra_headers = {"X-Mock-Fault": "status:code=429,retry_after=0.05"}
+    ip.run_cell_magic("holy", "--retries 2", "q")
+    live = [m["data"]["text/plain"] for m in rec.messages if m.get("data", {}).get("text/plain")]
+    assert "rate limited — retrying in 0.1 s (1/2)" in live[0]
+    assert any("(2/2)" in line for line in live)
+    final = texts(rec.outputs())
+    assert len(final) == 1 and final[0].startswith("⚠ ") and "--retries" in final[0]
+    assert len(mock.journal()) == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "flags", "expect"),
+    [
+        ("status:code=500", "--retries 0", "run the cell again"),
+        ("disconnect:after=5", "", "connection dropped"),
+        ("malformed:at=5", "", "skip_malformed"),
+        ("stall:after=5,ms=3000", "--idle-timeout 0.3", "--idle-timeout"),
+    ],
+)
+def test_faults_render_one_line_and_keep_partial_text(
+    ip: InteractiveShell, mock: MockServer, magics: HolyMagics, fault: str, flags: str, expect: str
+) -> None:
+    outputs = run_with_fault(ip, magics, fault, flags)
+    lines = texts(outputs)
+    error = lines[-1]
+    assert error.startswith("⚠ ") and "\n" not in error and expect in error
+    assert "Traceback" not in repr(outputs)
+    if "after=5" in fault or "at=5" in fault:
+        assert len(lines) == 2 and lines[0].strip()  # the partial answer stays
+        assert "partial answer kept above" in error
+    assert magics.last_error is not None
+
+
+def test_first_token_timeout_names_the_phase(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock
+) -> None:
+    use_mock(holy_mock_factory(ttft_ms=3000))
+    ip.run_cell_magic("holy", "--first-token-timeout 0.2", "q")
+    (line,) = texts(recorder.outputs())
+    assert "first token" in line and "--first-token-timeout" in line
+
+
+def test_interrupt_keeps_partial_text_with_a_marker(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock, magics: HolyMagics
+) -> None:
+    mock = use_mock(holy_mock_factory(tps=40))
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(HolyInterrupt):
+            ip.run_cell_magic("holy", "--max-tokens 200", "q")
+    finally:
+        timer.cancel()
+    answer, marker = texts(recorder.outputs())
+    assert answer.strip() and answer == magics.turns[-1].reply
+    assert 3 < len(answer.split()) < 200
+    assert marker.startswith("⏹ interrupted")
+    assert magics.turns[-1].outcome == "interrupted"
+    # The upstream request was closed, not left streaming.
+    for _ in range(50):
+        if mock.journal()[-1]["outcome"] != "in_progress":
+            break
+        threading.Event().wait(0.05)
+    assert mock.journal()[-1]["outcome"] == "client_disconnected"
+
+
+# -- subcommands --------------------------------------------------------------------------------
+
+
+def test_models_config_stats_history_error(
+    ip: InteractiveShell, holy_mock_factory, magics: HolyMagics
+) -> None:
+    mock = holy_mock_factory()
+    _config.configure(base_url=mock.url, api_key=SECRET)
+    with capture_output() as cap:
+        ip.run_line_magic("holy", "models")
+        ip.run_line_magic("holy", "config")
+        ip.run_line_magic("holy", "stats")
+        ip.run_line_magic("holy", "error")
+        ip.run_cell_magic("holy", "--max-tokens 4 -c", "remember me")
+        ip.run_cell_magic("holy", "--max-tokens 4 -m no-such-model", "q")
+        ip.run_line_magic("holy", "stats")
+        ip.run_line_magic("holy", "history")
+        ip.run_line_magic("holy", "error")
+        ip.run_line_magic("holy", "history clear")
+        ip.run_line_magic("holy", "history")
+    out = cap.stdout
+    assert "* deepseek-v3.2" in out and "$0.42/MTok" in out and "gpt-4.1" in out
+    assert mock.url in out and "sk-…" in out
+    assert "No requests yet." in out and "No error in this session." in out
+    assert "session: 2 requests (1 failed)" in out
+    assert "you: remember me" in out and "[default]" in out
+    assert "status_code: 404" in out and "Traceback" in out
+    assert "History cleared." in out and magics.chats == {}
+    everything = out + repr(cap.outputs) + repr(ip.user_ns.get("Out"))
+    assert SECRET not in everything
+
+
+def test_mock_start_status_stop_restores_settings(
+    ip: InteractiveShell, magics: HolyMagics, recorder: Recorder
+) -> None:
+    _config.configure(base_url="http://127.0.0.1:9/v1", api_key=SECRET)
+    with capture_output() as cap:
+        ip.run_line_magic("holy", "mock start --tps 0 --ttft-ms 0")
+        url = magics._mock.url
+        ip.run_line_magic("holy", "mock status")
+    assert f"Mock server running at {url}" in cap.stdout
+    ip.display_pub = recorder
+    ip.run_cell_magic("holy", "--max-tokens 5", "offline")
+    assert magics.turns[-1].outcome == "ok"
+    with capture_output() as cap:
+        ip.run_line_magic("holy", "mock status")
+        ip.run_line_magic("holy", "mock stop")
+        ip.run_line_magic("holy", "mock status")
+    assert "1 requests served" in cap.stdout and "not running" in cap.stdout
+    assert _config.resolve_base_url() == "http://127.0.0.1:9/v1"
+    assert _config.resolve_api_key() == SECRET
+    with pytest.raises(UsageError, match="Usage"):
+        ip.run_line_magic("holy", "mock restart")

@@ -1,0 +1,105 @@
+"""Pure parts: the fault grammar, fault planning, the rate limiter, config validation."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import mockserver
+from mockserver import FaultError, Frame, MockConfig, parse_faults
+from mockserver._faults import fired, merge_faults, plan_reply
+from mockserver._ratelimit import RateLimiter
+
+
+def test_public_names_match_all() -> None:
+    import types
+
+    public = {
+        n for n, v in vars(mockserver).items()
+        if n.isidentifier() and not n.startswith("_") and not isinstance(v, types.ModuleType)
+    }
+    assert sorted(mockserver.__all__) == sorted(public)
+
+
+def test_grammar_parses_every_fault_with_defaults() -> None:
+    specs = parse_faults(
+        "status:code=429,retry_after=2; disconnect:after=5;reset;malformed:at=3;"
+        "error-event:at=3;stall:after=3,ms=2000;slice:size=3;crlf;no-done;heartbeat:ms=500;"
+        "ws-close:code=1011,after=4;fragment:size=2,p=0.25"
+    )
+    got = {s.name: (s.params, s.p) for s in specs}
+    assert got["status"] == ({"code": 429, "retry_after": 2.0}, 1.0)
+    assert got["reset"] == ({"after": 0}, 1.0)
+    assert got["stall"] == ({"after": 3, "ms": 2000.0}, 1.0)
+    assert got["crlf"] == ({}, 1.0)
+    assert got["fragment"] == ({"size": 2}, 0.25)
+    assert str(specs[0]) == "status:code=429,retry_after=2"
+    assert parse_faults("") == [] and parse_faults(None) == [] and parse_faults(" ; ") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("boom", "unknown fault 'boom'"),
+        ("disconnect:after", "expected key=value"),
+        ("disconnect:after=-1", "must be >= 0"),
+        ("status:code=99", "between 100 and 599"),
+        ("slice:size=x", "must be an integer"),
+        ("crlf:x=1", "has no parameter 'x'"),
+        ("stall:p=1.5", "between 0 and 1"),
+        ("status:retry_after=1", "needs code"),
+    ],
+)
+def test_grammar_errors_name_the_bad_part(text: str, fragment: str) -> None:
+    with pytest.raises(FaultError, match=fragment.replace("(", r"\(")):
+        parse_faults(text)
+
+
+def test_merge_later_wins_and_probability_draws() -> None:
+    merged = merge_faults(parse_faults("crlf;status:code=500"), parse_faults("status:code=429"))
+    assert [str(s) for s in merged] == ["crlf", "status:code=429"]
+    specs = parse_faults("crlf:p=0.5")
+    draws = [bool(fired(specs, random.Random(i))) for i in range(200)]
+    assert 60 < sum(draws) < 140
+
+
+def test_plan_stall_shifts_only_later_frames() -> None:
+    frames = [Frame(i / 10, b"data: x\n\n") for i in range(4)]
+    plan = plan_reply(frames, {s.name: s for s in parse_faults("stall:after=2,ms=500")},
+                      transport="sse", done=b"data: [DONE]\n\n")
+    assert [f.at for f in plan.frames] == pytest.approx([0.0, 0.1, 0.7, 0.8])
+
+
+def test_rate_limiter_refills_continuously() -> None:
+    now = [0.0]
+    limiter = RateLimiter("2/s", clock=lambda: now[0])
+    assert [limiter.acquire("k")[0] for _ in range(3)] == [True, True, False]
+    assert limiter.acquire("k")[2] == pytest.approx(0.5)
+    now[0] = 0.5
+    assert limiter.acquire("k")[0] is True
+    assert limiter.acquire("other")[0] is True
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"tps": -1}, "tps must be >= 0"),
+        ({"jitter": "gaussian"}, "jitter must be one of"),
+        ({"speed": -1}, "speed must be >= 0"),
+        ({"fault": "nope"}, "unknown fault"),
+        ({"rate_limit": "fast"}, "COUNT"),
+        ({"keys": frozenset({"YOUR_HOLYSHEEP_API_KEY"})}, "real key"),
+        ({"record_upstream": "ftp://x"}, "http"),
+        ({"idle_timeout_s": 0}, "idle_timeout_s"),
+    ],
+)
+def test_config_validation(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        MockConfig(**kwargs)
+
+
+def test_config_repr_hides_keys() -> None:
+    config = MockConfig(keys=frozenset({"sk-secret-value-1234"}))
+    assert "sk-secret" not in repr(config)
+    assert config.public()["keys"] == "1 keys"
