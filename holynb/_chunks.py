@@ -23,6 +23,9 @@ from holynb._stats import StreamStats
 __all__ = ["ChunkParser", "ToolCalls", "error_from_payload", "error_from_status"]
 
 _loads = json.loads
+# The C scanner behind json.loads, called without its per-call Python layers (whitespace
+# regexes); anything it does not take whole goes to json.loads, which decides.
+_scan = json.JSONDecoder().scan_once
 
 # OpenAI error codes / types (as sent in-stream, without an HTTP status) -> the matching status.
 _CODE_STATUS = {
@@ -288,13 +291,20 @@ class ChunkParser:
         stats = self.stats
         itl = stats.itl_s.append
         last = self._last
+        scan = _scan
         chunks = 0
         for data in batch:
             if data == "[DONE]":
                 self.done = True
                 break
             try:
-                obj = _loads(data)
+                try:
+                    obj, end = scan(data, 0)
+                except StopIteration:
+                    obj = _loads(data)  # leading whitespace, or not JSON at all
+                else:
+                    if end != len(data):
+                        obj = _loads(data)  # trailing whitespace or extra data
             except ValueError:
                 if self._malformed(data, chunks):
                     break

@@ -74,9 +74,10 @@ def build_messages(messages_or_prompt: str | Sequence[Mapping[str, Any]]) -> lis
 class AsyncClient:
     """Streams chat completions over SSE (httpx) or WebSocket (aiohttp), with retries.
 
-    Keyword arguments override :func:`holynb.configure` values, which override the environment
-    (``HOLYSHEEP_API_KEY``, ``HOLYSHEEP_BASE_URL``, ``HOLYNB_MODEL``, ``HOLYNB_TRANSPORT``).
-    Timeouts are in seconds (None = no limit). Use it as ``async with AsyncClient() as c:``.
+    Keyword arguments override ``holynb._config.configure()`` values, which override the
+    environment (``HOLYSHEEP_API_KEY``, ``HOLYSHEEP_BASE_URL``, ``HOLYNB_MODEL``,
+    ``HOLYNB_TRANSPORT``). Timeouts are in seconds (None = no limit).
+    Use it as ``async with AsyncClient() as c:``.
     """
 
     def __init__(

@@ -93,8 +93,8 @@ class _Request:
     out: str | None
     stream: bool
     show_stats: bool
-    client_key: tuple[Any, ...]
-    call: dict[str, Any]
+    client_key: tuple[Any, ...] = field(repr=False)  # holds the API key: never shown
+    call: dict[str, Any] = field(default_factory=dict)
 
 
 def _split_options(parser: argparse.ArgumentParser, line: str) -> tuple[list[str], str]:
@@ -121,11 +121,14 @@ def _split_options(parser: argparse.ArgumentParser, line: str) -> tuple[list[str
         if word == "--":
             return tokens, line[m.end() :].strip()
         name = word.split("=", 1)[0]
-        action = parser._option_string_actions.get(name)  # noqa: SLF001 - argparse has no API
+        # argparse has no public lookup of an option's action by its string.
+        actions = parser._option_string_actions
+        attached = not word.startswith("--") and name not in actions and word[:2] in actions
+        action = actions.get(word[:2] if attached else name)
         if not word.startswith("-") or action is None:
             return tokens, line[m.start() :].strip()
         tokens.append(_unquote(word))
-        expect_value = "=" not in word and action.nargs is None
+        expect_value = "=" not in word and not attached and action.nargs is None
         pos = m.end()
 
 
@@ -264,12 +267,13 @@ class HolyMagics(Magics, Configurable):
         """Resolve the request, stream it into the cell and record the outcome."""
         try:
             request = self._request(args, prompt)
+            client = self._client(request.client_key)
         except ConfigError as exc:
             self._remember_error(exc)
             self._output(args.format or self.format, replace).finish("", None, _error_line(exc))
             return
         output = self._output(request.fmt, replace)
-        outcome, text, info, error = self._run(request, output)
+        outcome, text, info, error = self._run(client, request, output)
         stats: StreamStats = info.get("stats") or StreamStats()
         model = info.get("model") or request.model
         turn = Turn(request.chat, model, request.prompt, text, outcome, stats)
@@ -395,11 +399,10 @@ class HolyMagics(Magics, Configurable):
     # -- streaming ---------------------------------------------------------------------------
 
     def _run(
-        self, request: _Request, output: Output
+        self, client: AsyncClient, request: _Request, output: Output
     ) -> tuple[str, str, dict[str, Any], BaseException | None]:
         """Stream the request into ``output``; return (outcome, text, info, error)."""
         events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        client = self._client(request.client_key)
         loop = _background_loop()
         future = asyncio.run_coroutine_threadsafe(self._pump(client, request, events), loop)
         parts: list[str] = []
@@ -695,7 +698,8 @@ class HolyMagics(Magics, Configurable):
         mock = mockserver.MockServer(**{k: v for k, v in vars(opts).items() if v is not None})
         mock.start()
         self._mock = mock
-        self._mock_saved = dict(_config._defaults)  # noqa: SLF001 - restored by mock stop
+        # What configure() had set before, restored by ``%holy mock stop``.
+        self._mock_saved = dict(_config._defaults)
         _config.configure(base_url=mock.url, api_key=mockserver.MOCK_KEY)
         self._print(f"Mock server running at {mock.url}; holynb now uses it (%holy mock stop).")
 

@@ -55,7 +55,6 @@ class _LiveBody:
         self._blocks: list[w.HTML] = []
         self._last_flush = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self.updates = 0
         box.children = (self._tail,)
 
     @property
@@ -81,19 +80,21 @@ class _LiveBody:
             self._blocks.append(w.HTML(render_markdown("".join(self._finished))))
             self._finished.clear()
             self._box.children = (*self._blocks, self._tail)
-            self.updates += 1
         # A half-written code fence is shown closed, so it renders as code while it streams.
         tail = render_markdown(self._markdown.pending + self._markdown.closing_fence())
         if tail != self._tail.value:
             self._tail.value = tail
-            self.updates += 1
 
     def finish(self) -> None:
         """Replace the live blocks by one complete render of the whole reply."""
-        self._cancel_timer()
         old = [*self._blocks, self._tail]
         self._box.children = (w.HTML(render_markdown(self.text)),)
-        for widget in old:
+        self.discard(old)
+
+    def discard(self, widgets: list[w.HTML] | None = None) -> None:
+        """Stop rendering and close the live widgets (all of them by default)."""
+        self._cancel_timer()
+        for widget in [*self._blocks, self._tail] if widgets is None else widgets:
             widget.close()
 
     def _cancel_timer(self) -> None:
@@ -234,8 +235,9 @@ class ChatPanel(w.VBox):
         self._models_task: asyncio.Task[None] | None = None
         self._retry_action: Callable[[], object] | None = None
 
-        self._build(_config.resolve_model(model))
-        self.model = _config.resolve_model(model)
+        model_name = _config.resolve_model(model)
+        self._build(model_name)
+        self.model = model_name
         self.transport = _config.resolve_transport(transport)
         self.system = system
         self.temperature = temperature
@@ -245,16 +247,16 @@ class ChatPanel(w.VBox):
         self._set_status("Ctrl+Enter or Shift+Enter sends · model output is sanitised")
 
         try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # no loop yet: the first send() adopts the loop it runs on
+        try:
             _config.resolve_api_key(api_key)
             _config.resolve_base_url(base_url)
         except ConfigError as err:
             self._show_error(err)
         else:
-            try:
-                self._loop = asyncio.get_running_loop()
-            except RuntimeError:
-                pass  # no loop yet: the model list stays the built-in one
-            else:
+            if self._loop is not None:
                 # Fill the model list without blocking construction (or the kernel).
                 self._schedule_models()
 
@@ -267,7 +269,7 @@ class ChatPanel(w.VBox):
         )
         transport = w.ToggleButtons(
             options=[("SSE", "sse"), ("WebSocket", "ws")],
-            style={"button_width": "90px"},
+            style={"button_width": "110px"},
             tooltips=["Server-Sent Events", "WebSocket"],
         )
         temperature = w.FloatSlider(
@@ -301,7 +303,9 @@ class ChatPanel(w.VBox):
         self._scroll.add_class("holynb-scroll")
 
         self._banner_text = w.HTML()
-        self._retry_button = w.Button(description="Retry", icon="redo", button_style="warning")
+        self._retry_button = w.Button(
+            description="Retry", icon="redo", button_style="warning", layout={"width": "auto"}
+        )
         self._dismiss_button = w.Button(icon="times", tooltip="Dismiss", layout={"width": "36px"})
         self._banner = w.HBox(
             (self._banner_text, self._retry_button, self._dismiss_button),
@@ -545,11 +549,15 @@ class ChatPanel(w.VBox):
             self._set_status("Failed — see the banner above")
         finally:
             self._end_countdown(hide=False)  # an error banner may have replaced it
-            live.finish()
             message.content = live.text
             message.live = None
-            if message.status == "interrupted" and not message.content:
+            if message not in self._messages:
+                live.discard()  # cleared while streaming: its widgets are gone
+            elif message.status == "interrupted" and not message.content:
+                live.discard()
                 self._remove(message)  # nothing arrived: the banner says why
+            else:
+                live.finish()
             self.set_trait("streaming", False)
         return message.content
 
@@ -621,7 +629,11 @@ class ChatPanel(w.VBox):
     def _show_banner(
         self, text: str, *, retrying: bool, retry: Callable[[], object] | None = None
     ) -> None:
-        text = _config.scrub(text, self._api_key)
+        try:
+            key: str | None = _config.resolve_api_key(self._api_key)
+        except ConfigError:
+            key = None
+        text = _config.scrub(text, key)  # in case a server echoes the key back
         self._banner_text.value = html.escape(text)
         if retrying:
             self._banner.add_class("holynb-retrying")

@@ -14,6 +14,9 @@ __all__ = ["PANEL_CSS", "PANEL_JS"]
 PANEL_CSS = """<style>
 .holynb-panel { max-width: 960px; gap: 4px; }
 .holynb-scroll { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 6px; }
+/* Inside the scrolling box nothing may shrink: messages keep their full height. */
+.holynb-scroll > *, .holynb-log > *, .holynb-msg > *, .holynb-msg .widget-vbox > * {
+  flex-shrink: 0; }
 .holynb-msg { padding: 2px 10px; margin: 3px 4px; border-radius: 6px; }
 .holynb-user { background: var(--jp-layout-color2, #eef1f5); }
 .holynb-assistant { background: var(--jp-layout-color0, #fff); }

@@ -99,7 +99,11 @@ class MarkdownBlocks:
     """
 
     def __init__(self) -> None:
-        self.text = ""
+        # Offsets are into the whole text; only text from ``_base`` on is kept in ``_buf``
+        # (``trim()`` hands the rest to ``_trimmed``), so appending stays cheap on long answers.
+        self._buf = ""
+        self._base = 0
+        self._trimmed: list[str] = []
         self.boundary = 0  # text[:boundary] is finished blocks
         self._scan = 0  # start of the first line not yet classified
         self._kind: str | None = None  # None (only blank lines so far), para, list, code, html
@@ -114,34 +118,58 @@ class MarkdownBlocks:
         """Add streamed text; return the blocks that this text finished, in order."""
         cuts = [self.boundary]
         self._cuts = cuts
-        self.text += delta
+        self._buf += delta
+        base = self._base
         while True:
-            end = self.text.find("\n", self._scan)
+            end = self._buf.find("\n", self._scan - base)
             if end < 0:
                 break
-            line = self.text[self._scan : end].rstrip("\r")
-            line_start, self._scan = self._scan, end + 1
+            line = self._buf[self._scan - base : end].rstrip("\r")
+            line_start, self._scan = self._scan, base + end + 1
             self._line(line, line_start, self._scan)
         if self._blank_before and self._kind is not None and self._fence is None:
             self._decide_early()
-        return [self.text[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+        return [self.slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
 
     def close(self) -> str:
         """End of stream: return the rest as the last block (may be empty) and finish it."""
-        rest = self.text[self.boundary :]
-        self.boundary = self._scan = len(self.text)
+        rest = self.pending
+        self.boundary = self._scan = self._base + len(self._buf)
         self._fence = None
         self._kind = None
         return rest
 
     @property
+    def text(self) -> str:
+        """Everything fed so far."""
+        return "".join(self._trimmed) + self._buf
+
+    @property
+    def length(self) -> int:
+        """How many characters were fed so far."""
+        return self._base + len(self._buf)
+
+    @property
     def pending(self) -> str:
         """The block in progress (text after the last finished block)."""
-        return self.text[self.boundary :]
+        return self._buf[self.boundary - self._base :]
+
+    def slice(self, start: int, end: int) -> str:
+        """``text[start:end]`` for offsets at or after the last :meth:`trim`."""
+        return self._buf[start - self._base : end - self._base]
+
+    def trim(self, upto: int) -> None:
+        """Let go of the text before offset ``upto`` (≤ :attr:`boundary`) for slicing."""
+        upto = min(upto, self.boundary)
+        if upto > self._base:
+            cut = upto - self._base
+            self._trimmed.append(self._buf[:cut])
+            self._buf = self._buf[cut:]
+            self._base = upto
 
     def closing_fence(self) -> str:
         """Text to append to :attr:`pending` for display so that no fence is rendered half-open."""
-        tail = self.text[self._scan :]  # the line still being written
+        tail = self._buf[self._scan - self._base :]  # the line still being written
         fence = self._fence
         if fence is None:
             opening = _fence_opening(tail) if tail.strip() else None
@@ -157,7 +185,7 @@ class MarkdownBlocks:
         if tail and stripped and stripped == fence.char * len(stripped):
             # The start of the closing fence: shown closed rather than as a stray backtick line.
             return fence.char * (fence.length - len(stripped))
-        lead = "" if not tail and self.text.endswith("\n") else "\n"
+        lead = "" if not tail and self._buf.endswith("\n") else "\n"
         return lead + fence.quote + self._fence_prefix + fence.char * fence.length
 
     def _cut(self, at: int) -> None:
@@ -176,7 +204,7 @@ class MarkdownBlocks:
         """
         if self._raw_html_end is not None:
             return
-        tail = self.text[self._scan :]
+        tail = self._buf[self._scan - self._base :]
         body = tail.lstrip(" \t")
         if not body:
             return
@@ -363,9 +391,9 @@ class LiveMarkdown:
     def finish(self) -> list[Emit]:
         """Freeze the rest of the text into the slots; return the operations (not budgeted)."""
         closing = self.blocks.closing_fence()
-        rest = self.blocks.text[self._start :] + closing
+        rest = self.blocks.slice(self._start, self.blocks.length) + closing
         self.blocks.close()
-        self._start = len(self.blocks.text)
+        self._start = self.blocks.length
         if rest == self._shown and self._slot is not None:
             emits = []
         elif self._slot is not None:
@@ -389,12 +417,13 @@ class LiveMarkdown:
         boundary = self.blocks.boundary
         if boundary > self._start:
             # Freeze the open slot with exactly the finished blocks: they are sent this once.
-            text = self.blocks.text[self._start : boundary]
+            text = self.blocks.slice(self._start, boundary)
             if self._slot is None:
                 emit = Emit("new", self._new_slot(), text, True)
             else:
                 emit = Emit("update", self._slot, text, True)
             self._start = boundary
+            self.blocks.trim(boundary)
             self._slot = None
             self._shown = ""
             return emit

@@ -256,6 +256,7 @@ class AsyncStream:
     async def next_deltas(self) -> list[str]:
         """Wait for the next batch of text deltas; [] once the stream has ended."""
         if self._pending_error is not None:
+            await self._abort_attempt()
             raise self._fail_now(self._pending_error)
         if not self._opened:
             await self.start()

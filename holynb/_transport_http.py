@@ -62,6 +62,24 @@ class _ChunkedDecoder:
         pos = 0
         end = len(buf)
         while pos < end:
+            if not self._left and not self._crlf and not self._trailers:
+                # Fast path: a whole chunk (size line, data, CRLF) is in the buffer.
+                eol = buf.find(b"\r\n", pos)
+                if eol > pos:
+                    try:
+                        size = int(buf[pos:eol], 16)
+                    except ValueError:
+                        size = -1  # chunk extensions or garbage: the general path decides
+                    start = eol + 2
+                    stop = start + size
+                    if size > 0 and stop + 2 <= end:
+                        if buf[stop : stop + 2] != b"\r\n":
+                            raise httpx.RemoteProtocolError(
+                                "chunked body: missing CRLF after chunk data"
+                            )
+                        out.append(buf[start:stop])
+                        pos = stop + 2
+                        continue
             left = self._left
             if left:
                 take = left if left <= end - pos else end - pos

@@ -25,6 +25,13 @@ _MAX_ERROR_BODY = 64 * 1024
 
 def connect_error(exc: BaseException, url: str, timeout: float | None, key: str | None):
     """Map a failure to connect or send to StreamTimeout(connect) or StreamInterrupted."""
+    if isinstance(exc, httpx.PoolTimeout):
+        return StreamTimeout(
+            f"Every pooled connection to {url} stayed busy for {timeout} s — run fewer "
+            "streams at once or raise max_connections=... / connect_timeout=...",
+            phase="connect",
+            timeout=timeout or 0.0,
+        )
     if isinstance(exc, httpx.TimeoutException):
         return StreamTimeout(
             f"Could not connect to {url} within {timeout} s (connect_timeout) — check the "

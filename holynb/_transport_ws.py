@@ -97,7 +97,7 @@ class _Conn:
                     self.paused = True
                     self.pauses += 1
                     await self.send(_PAUSE)
-        except (aiohttp.ClientError, ConnectionError, RuntimeError):
+        except Exception:  # any failure to read means the socket is unusable
             pass
         finally:
             self.closed = True
@@ -116,8 +116,7 @@ class _Conn:
         self.reader.cancel()
         with contextlib.suppress(Exception):
             await self.ws.close()
-        with contextlib.suppress(BaseException):
-            await self.reader
+        await asyncio.wait([self.reader])
 
 
 class WSTransport:

@@ -12,9 +12,10 @@ from aiohttp import web
 from ._config import ControlError, MockConfig, mask_key, parse_controls
 from ._errors import MockError, error_body
 from ._faults import plan_reply
+from ._journal import Record
 from ._request import parse_chat_request, parse_json
 from ._sse import SSE_HEADERS, reset_connection, sleep_until, write_sse
-from ._state import InjectedStatus, MockState, scrub
+from ._state import InjectedStatus, MockState, Reply, scrub
 
 __all__ = ["STATE", "create_app"]
 
@@ -82,6 +83,7 @@ async def openai_errors(
 @routes.post("/v1/chat/completions")
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """OpenAI chat completions: streaming (SSE) or one JSON body."""
+    arrived = asyncio.get_running_loop().time()
     state = request.app[STATE]
     record = state.journal.begin(request.method, request.path, "json")
     key = bearer_key(request)
@@ -124,8 +126,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     state.stream_started()
     try:
         if req.stream:
-            return await _stream_sse(request, state, reply, record, speed)
-        return await _respond_json(request, reply, record, speed)
+            return await _stream_sse(request, reply, record, speed, arrived)
+        return await _respond_json(request, reply, record, speed, arrived)
     except (asyncio.CancelledError, ConnectionError):
         record.finish("error" if state.draining else "client_disconnected")
         raise
@@ -134,7 +136,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream_sse(
-    request: web.Request, state: MockState, reply: Any, record: Any, speed: float
+    request: web.Request, reply: Reply, record: Record, speed: float, arrived: float
 ) -> web.StreamResponse:
     plan = plan_reply(reply.frames, reply.faults, transport="sse", done=b"data: [DONE]\n\n")
     headers = dict(SSE_HEADERS)
@@ -144,7 +146,7 @@ async def _stream_sse(
     resp = web.StreamResponse(status=200, headers=headers)
     await resp.prepare(request)
     record.status = 200
-    await write_sse(request, resp, plan, speed=speed, on_frame=record.tick)
+    await write_sse(request, resp, plan, speed=speed, start=arrived, on_frame=record.tick)
     record.finish(plan.outcome)
     return resp
 
@@ -153,13 +155,11 @@ _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-en
 
 
 async def _respond_json(
-    request: web.Request, reply: Any, record: Any, speed: float
+    request: web.Request, reply: Reply, record: Record, speed: float, start: float
 ) -> web.StreamResponse:
     """Non-streaming: wait the whole schedule, then one body; some faults apply."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
     faults = reply.faults
-    frame = reply.frames[-1]
+    frame = list(reply.frames)[-1]
     delay = frame.at
     if "stall" in faults:
         delay += faults["stall"].params["ms"] / 1000

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -170,11 +170,13 @@ def fired(specs: Iterable[FaultSpec], rng: random.Random) -> dict[str, FaultSpec
 class Plan:
     """What a writer sends: frames at offsets, how the stream ends, and wire-level options.
 
-    ``end`` is ``"done"`` (finish normally), ``"close"`` (clean close, no more data),
+    ``frames`` is lazy: it is produced while the writer sends, so a burst of new requests does
+    not stall the event loop building every chunk up front. ``end`` — read after the frames are
+    exhausted — is ``"done"`` (finish normally), ``"close"`` (clean close, no more data),
     ``"reset"`` (TCP RST) or ``"ws-close"`` (WebSocket close with ``close_code``).
     """
 
-    frames: list[Frame]
+    frames: Iterable[Frame]
     end: str = "done"
     close_code: int | None = None
     slice_size: int | None = None
@@ -199,80 +201,7 @@ MALFORMED_SSE = b'data: {"id": "chatcmpl-malformed", "choices": [{"delta": {"con
 MALFORMED_WS = '{"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "'
 
 
-def plan_reply(
-    frames: list[Frame], faults: dict[str, FaultSpec], *, transport: str, done: bytes | str
-) -> Plan:
-    """Apply fired faults to a reply's frames.
-
-    ``done`` is the end marker frame for this transport (``b"data: [DONE]\\n\\n"`` or
-    ``"[DONE]"``); ``no-done`` removes it wherever it appears.
-    """
-    frames = list(frames)
-    plan = Plan(frames)
-    outcome: str | None = None
-    sse = transport == "sse"
-
-    if "no-done" in faults:
-        frames[:] = _strip_done(frames, done)
-        outcome = "fault:no-done"
-    if "stall" in faults:
-        spec = faults["stall"]
-        n, extra = spec.params["after"], spec.params["ms"] / 1000
-        frames[n:] = [replace(f, at=f.at + extra) for f in frames[n:]]
-        outcome = "fault:stall"
-    if "malformed" in faults:
-        at = min(faults["malformed"].params["at"], len(frames) + 1) - 1
-        when = frames[at].at if at < len(frames) else (frames[-1].at if frames else 0.0)
-        frames.insert(at, Frame(when, MALFORMED_SSE if sse else MALFORMED_WS))
-        outcome = "fault:malformed"
-    if "error-event" in faults:
-        spec = faults["error-event"]
-        at = min(spec.params["at"], len(frames) + 1) - 1
-        when = frames[at].at if at < len(frames) else (frames[-1].at if frames else 0.0)
-        payload = error_event_payload(spec.params["code"])
-        data: bytes | str = f"event: error\ndata: {payload}\n\n".encode() if sse else payload
-        frames[at:] = [Frame(when, data)]
-        outcome = "fault:error-event"
-    for name in ("disconnect", "reset") + (("ws-close",) if not sse else ()):
-        if name in faults:
-            n = faults[name].params["after"]
-            if n <= len(frames) or name == "ws-close":
-                del frames[n:]
-                plan.end = name if name != "disconnect" else "close"
-                if name == "ws-close":
-                    plan.close_code = faults[name].params["code"]
-                outcome = f"fault:{name}"
-                break
-    if sse and "crlf" in faults:
-        frames[:] = [
-            replace(f, data=f.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
-            for f in frames
-            if isinstance(f.data, bytes)
-        ]
-        outcome = outcome or "fault:crlf"
-    if "slice" in faults:
-        spec = faults["slice"]
-        if sse:
-            plan.slice_size, plan.slice_gap_s = spec.params["size"], spec.params["ms"] / 1000
-        else:
-            plan.fragment_size = spec.params["size"]
-        outcome = outcome or "fault:slice"
-    if "fragment" in faults:
-        if sse:
-            plan.slice_size = faults["fragment"].params["size"]
-        else:
-            plan.fragment_size = faults["fragment"].params["size"]
-        outcome = outcome or "fault:fragment"
-    if "heartbeat" in faults:
-        plan.heartbeat_s = faults["heartbeat"].params["ms"] / 1000
-        outcome = outcome or "fault:heartbeat"
-    if outcome:
-        plan.outcome = outcome
-    return plan
-
-
-def _strip_done(frames: list[Frame], done: bytes | str) -> list[Frame]:
-    out: list[Frame] = []
+def _strip_done(frames: Iterable[Frame], done: bytes | str) -> Iterator[Frame]:
     for f in frames:
         if f.data == done:
             continue
@@ -280,5 +209,103 @@ def _strip_done(frames: list[Frame], done: bytes | str) -> list[Frame]:
             f = replace(f, data=f.data.replace(done, b""))
             if not f.data:
                 continue
-        out.append(f)
-    return out
+        yield f
+
+
+def _stall(frames: Iterable[Frame], after: int, extra_s: float) -> Iterator[Frame]:
+    for i, f in enumerate(frames):
+        yield replace(f, at=f.at + extra_s) if i >= after else f
+
+
+def _put_at(frames: Iterable[Frame], at: int, data: bytes | str, *, stop: bool) -> Iterator[Frame]:
+    """Make ``data`` the ``at``-th frame (1-based; after the last if the reply is shorter);
+    with ``stop`` nothing follows it, otherwise the original frames continue."""
+    placed = False
+    last = 0.0
+    for i, f in enumerate(frames):
+        if i == at - 1:
+            placed = True
+            yield Frame(f.at, data)
+            if stop:
+                return
+        yield f
+        last = f.at
+    if not placed:
+        yield Frame(last, data)
+
+
+def _cut(frames: Iterable[Frame], n: int) -> Iterator[Frame]:
+    for i, f in enumerate(frames):
+        if i == n:
+            return
+        yield f
+
+
+def _crlf(frames: Iterable[Frame]) -> Iterator[Frame]:
+    for f in frames:
+        if isinstance(f.data, bytes):
+            f = replace(f, data=f.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        yield f
+
+
+def plan_reply(
+    frames: Iterable[Frame], faults: dict[str, FaultSpec], *, transport: str, done: bytes | str
+) -> Plan:
+    """Apply fired faults to a reply's frames (lazily, stage by stage).
+
+    ``done`` is the end marker frame for this transport (``b"data: [DONE]\\n\\n"`` or
+    ``"[DONE]"``); ``no-done`` removes it wherever it appears. Stages run in a fixed order:
+    no-done, stall, malformed, error-event, disconnect/reset/ws-close, crlf.
+    """
+    plan = Plan(frames)
+    outcome: str | None = None
+    sse = transport == "sse"
+    stream: Iterable[Frame] = frames
+    if "no-done" in faults:
+        stream = _strip_done(stream, done)
+        outcome = "fault:no-done"
+    if "stall" in faults:
+        spec = faults["stall"]
+        stream = _stall(stream, spec.params["after"], spec.params["ms"] / 1000)
+        outcome = "fault:stall"
+    if "malformed" in faults:
+        bad = MALFORMED_SSE if sse else MALFORMED_WS
+        stream = _put_at(stream, faults["malformed"].params["at"], bad, stop=False)
+        outcome = "fault:malformed"
+    if "error-event" in faults:
+        spec = faults["error-event"]
+        payload = error_event_payload(spec.params["code"])
+        data: bytes | str = f"event: error\ndata: {payload}\n\n".encode() if sse else payload
+        stream = _put_at(stream, spec.params["at"], data, stop=True)
+        outcome = "fault:error-event"
+    for name in ("crlf", "slice", "fragment", "heartbeat"):
+        if name in faults and not (name == "crlf" and not sse):
+            outcome = outcome or f"fault:{name}"
+    plan.outcome = outcome or "completed"
+    for name in ("disconnect", "reset") + (("ws-close",) if not sse else ()):
+        if name in faults:
+            # After ``after`` frames — or all of them, if the reply is shorter — the stream
+            # ends this way instead of finishing.
+            plan.end = "close" if name == "disconnect" else name
+            plan.outcome = f"fault:{name}"
+            if name == "ws-close":
+                plan.close_code = faults[name].params["code"]
+            stream = _cut(stream, faults[name].params["after"])
+            break
+    if sse and "crlf" in faults:
+        stream = _crlf(stream)
+    if "slice" in faults:
+        spec = faults["slice"]
+        if sse:
+            plan.slice_size, plan.slice_gap_s = spec.params["size"], spec.params["ms"] / 1000
+        else:
+            plan.fragment_size = spec.params["size"]
+    if "fragment" in faults:
+        if sse:
+            plan.slice_size = faults["fragment"].params["size"]
+        else:
+            plan.fragment_size = faults["fragment"].params["size"]
+    if "heartbeat" in faults:
+        plan.heartbeat_s = faults["heartbeat"].params["ms"] / 1000
+    plan.frames = stream
+    return plan

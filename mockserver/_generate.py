@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "Completion",
     "chunk_payloads",
     "completion_body",
+    "iter_chunk_payloads",
     "make_completion",
     "request_digest",
 ]
@@ -137,12 +139,12 @@ def make_completion(
     )
 
 
-def chunk_payloads(c: Completion) -> list[str]:
+def iter_chunk_payloads(c: Completion) -> Iterator[str]:
     """One ``chat.completion.chunk`` JSON per token, then the usage chunk if asked for.
 
     The first chunk carries ``role``; the last content chunk carries ``finish_reason``.
-    Built from string templates: this runs for every request and json.dumps of a dict per
-    token is the mock's largest per-request cost.
+    A generator built on string templates: chunks are made as they are sent, so a burst of
+    requests does not block the event loop, and json.dumps of a dict per token is avoided.
     """
     head = json.dumps(
         {
@@ -157,15 +159,19 @@ def chunk_payloads(c: Completion) -> list[str]:
     dumps = _dump_str
     last = len(c.tokens) - 1
     finish = dumps(c.finish_reason)
-    out = [
-        f'{head}, "choices": [{{"index": 0, "delta": {{'
-        f'{_ROLE if i == 0 else ""}"content": {dumps(token)}}}, "logprobs": null, '
-        f'"finish_reason": {finish if i == last else "null"}}}]}}'
-        for i, token in enumerate(c.tokens)
-    ]
+    for i, token in enumerate(c.tokens):
+        yield (
+            f'{head}, "choices": [{{"index": 0, "delta": {{'
+            f'{_ROLE if i == 0 else ""}"content": {dumps(token)}}}, "logprobs": null, '
+            f'"finish_reason": {finish if i == last else "null"}}}]}}'
+        )
     if c.include_usage:
-        out.append(f'{head}, "choices": [], "usage": {json.dumps(c.usage())}}}')
-    return out
+        yield f'{head}, "choices": [], "usage": {json.dumps(c.usage())}}}'
+
+
+def chunk_payloads(c: Completion) -> list[str]:
+    """All chunk JSONs of a completion (see :func:`iter_chunk_payloads`)."""
+    return list(iter_chunk_payloads(c))
 
 
 _ROLE = '"role": "assistant", '

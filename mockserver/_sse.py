@@ -65,14 +65,15 @@ async def write_sse(
     plan: Plan,
     *,
     speed: float,
+    start: float,
     on_frame: Callable[[], None],
 ) -> None:
     """Send the plan's frames on a prepared response and end it as the plan says.
 
+    ``start`` is the loop time the request arrived: offsets count from there, so the time
+    spent parsing and preparing is part of the TTFT instead of being added to it.
     Raises ``ConnectionError`` when the client went away.
     """
-    loop = asyncio.get_running_loop()
-    start = loop.time()
     hb = plan.heartbeat_s
     next_hb = start + hb if hb else math.inf
     size = plan.slice_size

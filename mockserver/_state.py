@@ -12,6 +12,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from ._config import MockConfig, RequestControls, mask_key
 from ._errors import MockError, status_error
 from ._faults import FaultSpec, fired, merge_faults, parse_faults
 from ._frames import Frame
-from ._generate import chunk_payloads, completion_body, make_completion, request_digest
+from ._generate import completion_body, iter_chunk_payloads, make_completion, request_digest
 from ._journal import Journal, Record
 from ._latency import PROFILES, profile_for, schedule
 from ._ratelimit import RateLimiter
@@ -46,7 +47,7 @@ class Reply:
     """Frames for one transport ("sse", "ws" or "json"), the faults that fired, the source."""
 
     transport: str
-    frames: list[Frame]
+    frames: Iterable[Frame]  # lazy for generated replies; a list for cassettes and JSON
     faults: dict[str, FaultSpec]
     status: int = 200
     headers: dict[str, str] | None = None
@@ -221,15 +222,28 @@ class MockState:
         if transport == "json":
             body = json.dumps(completion_body(completion), ensure_ascii=False).encode()
             return Reply(transport, [Frame(end, body)], faults)
-        payloads = chunk_payloads(completion)
-        times = times + [end] * (len(payloads) - len(times))
         if transport == "sse":
-            frames = [Frame(t, encode_event(p)) for t, p in zip(times, payloads, strict=True)]
-            frames.append(Frame(end, DONE))
+            frames = _frames(times, iter_chunk_payloads(completion), end, encode_event, DONE)
         else:
-            frames = [Frame(t, p) for t, p in zip(times, payloads, strict=True)]
-            frames.append(Frame(end, "[DONE]"))
+            frames = _frames(times, iter_chunk_payloads(completion), end, str, "[DONE]")
         return Reply(transport, frames, faults)
+
+
+def _frames(
+    times: list[float],
+    payloads: Iterator[str],
+    end: float,
+    encode: Callable[[str], Any],
+    done: bytes | str,
+) -> Iterator[Frame]:
+    """Generated frames, made one at a time as the writer asks for them."""
+    # zip stops at the shorter ``times`` without consuming a payload: the rest (the usage
+    # chunk) goes out with the last token.
+    for t, payload in zip(times, payloads):  # noqa: B905
+        yield Frame(t, encode(payload))
+    for payload in payloads:
+        yield Frame(end, encode(payload))
+    yield Frame(end, done)
 
 
 def scrub(value: Any, key: str | None) -> Any:

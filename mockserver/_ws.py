@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import struct
 from typing import Any
@@ -27,6 +28,7 @@ from ._state import InjectedStatus, MockState, Reply, scrub
 
 __all__ = ["ws_chat"]
 
+log = logging.getLogger("mockserver")
 # Status faults that end the connection, with their close codes; others keep it open.
 _CLOSING_STATUS = {401: 1008, 403: 1008, 503: 1013}
 
@@ -183,6 +185,7 @@ class _Connection:
     # -- one stream ----------------------------------------------------------------------------
 
     async def start(self, body: Any) -> None:
+        arrived = self.loop.time()
         state = self.state
         record = state.journal.begin("WS", self.request.path, "ws")
         record.key = mask_key(self.key) if self.key else None
@@ -214,14 +217,14 @@ class _Connection:
         self.running.set()
         self.paused_at, self.paused_total, self.cancelled = None, 0.0, False
         self.record = record
-        self.task = asyncio.create_task(self.stream(reply, record))
+        self.task = asyncio.create_task(self.stream(reply, record, arrived))
 
-    async def stream(self, reply: Reply, record: Record) -> None:
+    async def stream(self, reply: Reply, record: Record, arrived: float) -> None:
         plan = plan_reply(reply.frames, reply.faults, transport="ws", done="[DONE]")
         speed = self.state.config.speed
         self.state.stream_started()
         try:
-            await self._send_plan(plan, record, speed)
+            await self._send_plan(plan, record, speed, arrived)
             record.finish(plan.outcome)
             await self._end(plan)
         except asyncio.CancelledError:
@@ -233,8 +236,13 @@ class _Connection:
                 raise
         except ConnectionError:
             record.finish("client_disconnected")
+        except Exception as exc:  # a bug must not leave the client waiting: close 1011
+            log.exception("WebSocket stream failed")
+            record.finish("error", error=f"internal mock error: {type(exc).__name__}")
+            await self.ws.close(code=1011, message=b"internal mock error")
         finally:
             self.state.stream_ended()
+            self.last_activity = self.loop.time()  # idle time counts from the stream's end
 
     async def _wait_turn(self, at: float, start: float, speed: float) -> None:
         """Sleep until the frame is due, holding while paused (pauses freeze the schedule)."""
@@ -250,8 +258,7 @@ class _Connection:
             if self.running.is_set():
                 return
 
-    async def _send_plan(self, plan: Plan, record: Record, speed: float) -> None:
-        start = self.loop.time()
+    async def _send_plan(self, plan: Plan, record: Record, speed: float, start: float) -> None:
         hb = plan.heartbeat_s
         next_hb = hb if hb else math.inf
         for frame in plan.frames:
@@ -309,7 +316,8 @@ async def ws_chat(request: web.Request) -> web.StreamResponse:
         record.finish("error", status=err.status, error=err.message)
         return err.response()
     ws = web.WebSocketResponse(
-        autoping=True, compress=False, max_msg_size=state.config.max_body_bytes
+        # timeout bounds how long a close waits for the client's close frame (shutdown, faults)
+        autoping=True, compress=False, max_msg_size=state.config.max_body_bytes, timeout=2.0
     )
     if not ws.can_prepare(request).ok:
         return MockError(

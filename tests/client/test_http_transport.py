@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from client_helpers import KEY, PROMPT, collect
 
-from holynb import APIStatusError, AsyncClient, StreamInterrupted
+from holynb import APIStatusError, AsyncClient, StreamInterrupted, StreamTimeout
 from holynb._transport_http import PooledHTTP11Transport, _ChunkedDecoder
 
 BODY = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in [b"data: a\n\n", b"x" * 300, b"tail"])
@@ -127,3 +130,59 @@ async def test_pool_limits_and_close():
         with pytest.raises(httpx.ConnectError):
             await http.get("http://127.0.0.1:9/")  # discard port: nothing listens
     assert not transport._open
+
+
+@pytest.fixture
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1/localhost made with the openssl CLI."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+async def test_tls_keepalive_and_verification(self_signed):
+    cert, key = self_signed
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def ok(reader, writer):
+        try:
+            while True:
+                await _read_request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(ok, "127.0.0.1", 0, ssl=server_ctx)
+    url = f"https://localhost:{server.sockets[0].getsockname()[1]}/v1/models"
+    try:
+        trusted = PooledHTTP11Transport(ssl_context=ssl.create_default_context(cafile=cert))
+        async with httpx.AsyncClient(transport=trusted) as http:
+            for _ in range(3):
+                assert (await http.get(url)).text == "ok"
+            assert len(trusted._open) == 1
+        async with httpx.AsyncClient(transport=PooledHTTP11Transport()) as http:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await http.get(url)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_busy_pool_times_out_in_the_connect_phase(holy_mock):
+    async with AsyncClient(
+        base_url=holy_mock.url, api_key=KEY, max_connections=1, connect_timeout=0.1, max_retries=0
+    ) as client:
+        async with client.stream(PROMPT, max_tokens=50, extra_headers={"X-Mock-TPS": "20"}):
+            with pytest.raises(StreamTimeout, match="max_connections") as info:
+                async with client.stream(PROMPT) as s:
+                    await collect(s)
+    assert info.value.phase == "connect"

@@ -96,3 +96,15 @@ def test_backoff_is_exponential_jittered_and_capped():
     assert backoff_delay(20) <= 8.0
     assert backoff_delay(1, hint=2.5) == 2.5
     assert backoff_delay(1, hint=3600) == 60.0
+
+
+async def test_probabilistic_faults_retry_until_success(holy_mock_factory, make_client, transport):
+    mock = holy_mock_factory(seed=7, fault="status:code=429,retry_after=0.01,p=0.5")
+    client = make_client(mock, transport=transport, max_retries=10)
+    retries = 0
+    for i in range(6):
+        async with client.stream(f"{PROMPT} {i}", max_tokens=3) as s:
+            assert len(await collect(s)) == 3
+        retries += s.stats.retries
+    statuses = [r["status"] for r in chat_records(mock)]
+    assert statuses.count(429) == retries and statuses.count(200) == 6

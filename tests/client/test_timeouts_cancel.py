@@ -106,6 +106,9 @@ async def test_leaving_early_closes_upstream_within_100ms(holy_mock, make_client
     assert record["outcome"] == _disconnect_outcome(transport)
     assert record["ended"] - left < 0.1
     assert not s.done and s.stats.total_s is not None
+    if transport == "sse":
+        # The half-read connection was closed, not pooled.
+        assert not client._sse.http._transport._open
 
 
 async def test_cancelling_the_task_closes_upstream(holy_mock, make_client, transport):
@@ -160,3 +163,19 @@ async def test_ws_connection_reused_after_cancel(holy_mock, make_client):
     async with client.stream(PROMPT, max_tokens=5, extra_headers={"X-Mock-TPS": "200"}) as s:
         assert len(await collect(s)) == 5
     assert len(client._ws._conns) == 1
+
+
+@pytest.mark.parametrize(("fault", "phase"), [
+    ("stall:after=0,ms=2000;heartbeat:ms=20", "first_token"),
+    ("stall:after=3,ms=2000;heartbeat:ms=20", "idle"),
+])
+async def test_heartbeats_do_not_hide_a_stall(holy_mock, make_client, transport, fault, phase):
+    client = make_client(
+        holy_mock, transport=transport, first_token_timeout=0.2, idle_timeout=0.2, max_retries=0
+    )
+    stream = client.stream(PROMPT, max_tokens=10, extra_headers={"X-Mock-Fault": fault})
+    with pytest.raises(StreamTimeout) as info:
+        async with stream:
+            await collect(stream)
+    assert info.value.phase == phase
+    assert info.value.partial_text == stream.text

@@ -171,6 +171,10 @@ def test_line_magic_options_then_verbatim_prompt(
     ip.run_line_magic("holy", "-c=work --max-tokens 3 -- -m is not an option here")
     body = last_request(mock)["request"]
     assert body["messages"][-1]["content"] == "-m is not an option here"
+    ip.run_line_magic("holy", "-t0.5 --max-tokens=2 -x is not an option")
+    body = last_request(mock)["request"]
+    assert body["temperature"] == 0.5 and body["max_tokens"] == 2
+    assert body["messages"][-1]["content"] == "-x is not an option"
 
 
 # -- formats ----------------------------------------------------------------------------------
@@ -318,6 +322,7 @@ def test_rate_limit_retries_live_then_gives_up(
         ("disconnect:after=5", "", "connection dropped"),
         ("malformed:at=5", "", "skip_malformed"),
         ("stall:after=5,ms=3000", "--idle-timeout 0.3", "--idle-timeout"),
+        ("stall:after=5,ms=3000", "--timeout 0.4", "total timeout; raise it with --timeout"),
     ],
 )
 def test_faults_render_one_line_and_keep_partial_text(
@@ -420,3 +425,34 @@ def test_mock_start_status_stop_restores_settings(
     assert _config.resolve_api_key() == SECRET
     with pytest.raises(UsageError, match="Usage"):
         ip.run_line_magic("holy", "mock restart")
+
+
+def test_prices_override_the_cost(
+    ip: InteractiveShell, recorder: Recorder, mock: MockServer, magics: HolyMagics
+) -> None:
+    ip.run_line_magic("config", "HolyMagics.prices = {'deepseek-v3.2': 1000000.0}")
+    ip.run_cell_magic("holy", "--max-tokens 10", "q")
+    turn = magics.turns[-1]
+    expected = turn.stats.tokens + (turn.stats.prompt_tokens or 0)
+    assert turn.cost == pytest.approx(expected)
+    assert f"${expected:.4f}" in texts(recorder.outputs())[-1]
+
+
+def test_code_format_without_fences_uses_the_whole_reply(
+    ip: InteractiveShell, recorder: Recorder, mock: MockServer, magics: HolyMagics
+) -> None:
+    ip.rl_next_input = None
+    ip.run_cell_magic("holy", "-f code --max-tokens 5", "q")
+    assert ip.rl_next_input == magics.turns[-1].reply.strip("\n")
+
+
+def test_terminal_errors_and_retries_are_plain_lines(
+    ip: InteractiveShell, mock: MockServer, magics: HolyMagics
+) -> None:
+    magics.display_mode = "text"
+    magics.extra_headers = {"X-Mock-Fault": "status:code=503"}
+    with capture_output() as cap:
+        ip.run_cell_magic("holy", "--retries 1", "q")
+    lines = cap.stdout.splitlines()
+    assert lines[0].startswith("⟳ server error 503 — retrying in")
+    assert lines[-1].startswith("⚠ ") and "run the cell again" in lines[-1]

@@ -68,7 +68,7 @@ def test_plan_stall_shifts_only_later_frames() -> None:
     frames = [Frame(i / 10, b"data: x\n\n") for i in range(4)]
     plan = plan_reply(frames, {s.name: s for s in parse_faults("stall:after=2,ms=500")},
                       transport="sse", done=b"data: [DONE]\n\n")
-    assert [f.at for f in plan.frames] == pytest.approx([0.0, 0.1, 0.7, 0.8])
+    assert [f.at for f in list(plan.frames)] == pytest.approx([0.0, 0.1, 0.7, 0.8])
 
 
 def test_rate_limiter_refills_continuously() -> None:

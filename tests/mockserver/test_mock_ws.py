@@ -198,6 +198,15 @@ async def test_idle_connection_is_closed_and_pings_keep_it_open(holy_mock_factor
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001
 
 
+async def test_idle_time_counts_from_the_end_of_a_stream(holy_mock_factory) -> None:
+    mock = holy_mock_factory(idle_timeout_s=0.3, tps=10)
+    async with connect(mock) as ws:
+        await ws.send_str(request(max_tokens=6))  # streams for ~0.5 s, longer than the timeout
+        assert (await collect(ws))[-1] == "[DONE]"
+        await ws.send_str('{"type":"ping"}')
+        assert (await ws.receive(timeout=5)).data == '{"type":"pong"}'
+
+
 async def test_client_disconnect_mid_stream_is_journaled(holy_mock_factory) -> None:
     mock = holy_mock_factory(tps=20)
     async with connect(mock) as ws:
@@ -331,3 +340,11 @@ async def test_per_connection_latency_controls(holy_mock: MockServer) -> None:
     rec = holy_mock.journal()[-1]
     assert rec["latency"]["ttft_ms"] == 5 and rec["latency"]["tps"] == 400
     assert rec["controls"]["seed"] == 9
+
+
+async def test_oversize_frame_closes_with_1009(holy_mock_factory) -> None:
+    mock = holy_mock_factory(max_body_bytes=2048)
+    async with connect(mock) as ws:
+        await ws.send_str(request("x" * 5000))
+        msg = await ws.receive(timeout=5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1009

@@ -42,6 +42,26 @@ CELL_OUTPUT_JS = """(index) => {
   return out ? out.innerText : '';
 }"""
 
+# Times, in the page, from the Stop click to the moment the "stopped" marker is in the DOM.
+STOP_TIMER_JS = """() => {
+  const timer = window.__holynbStop = {};
+  const panel = document.querySelector('.holynb-panel');
+  panel.querySelector('button.holynb-stop').addEventListener(
+    'click', () => { timer.click = performance.now(); }, {capture: true, once: true});
+  const observer = new MutationObserver(() => {
+    const footers = panel.querySelectorAll('.holynb-footer');
+    if ([...footers].some(f => f.textContent.includes('⏹ stopped'))) {
+      timer.marker = performance.now();
+      observer.disconnect();
+    }
+  });
+  observer.observe(panel, {subtree: true, childList: true, characterData: true});
+}"""
+
+CELL_SOURCES_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+  .map(cell => cell.model.sharedModel.getSource())"""
+FIB_PROMPT = "Write a Python function that returns the n-th Fibonacci number."
+
 
 def write_notebook(lab: Lab, mock_url: str) -> str:
     nb = nbformat.v4.new_notebook()
@@ -139,6 +159,7 @@ def run_scenario(jupyter_lab: Lab, page: Any, holy_mock_factory: Any) -> None:
 
     # 3. Stop mid-reply: the marker appears and the partial text stays.
     stop = page.locator("button.holynb-stop")
+    page.evaluate(STOP_TIMER_JS)
     started = time.perf_counter()
     stop.click()
     page.wait_for_function(
@@ -147,19 +168,41 @@ def run_scenario(jupyter_lab: Lab, page: Any, holy_mock_factory: Any) -> None:
         polling="raf",
     )
     stop_latency_ms = (time.perf_counter() - started) * 1000
+    page.wait_for_function("() => window.__holynbStop.marker !== undefined")
+    in_page_ms = page.evaluate("() => window.__holynbStop.marker - window.__holynbStop.click")
     stopped = last_reply(page)
     assert stopped["text"].strip()
     time.sleep(0.3)
     assert last_reply(page)["text"] == stopped["text"]  # nothing arrives after Stop
     assert page.locator("button.holynb-send").is_enabled()
     assert page.evaluate("() => document.querySelectorAll('.holynb-panel script').length") == 0
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    stopped_shot = ARTIFACTS / "chat-panel-stopped.png"
+    page.locator(".holynb-panel").screenshot(path=str(stopped_shot))
+
+    # 4. Shift+Enter sends too (and JupyterLab does not re-run the cell); then "Code → cell"
+    # on a reply with code (the shipped code-answer cassette).
+    count_js = "() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.executionCount"
+    runs = page.evaluate(count_js)
+    box.fill(FIB_PROMPT)
+    box.press("Shift+Enter")
+    page.wait_for_function(
+        "() => { const m = document.querySelectorAll('.holynb-panel .holynb-assistant');"
+        " return m.length === 3 && m[2].innerText.includes('tok/s'); }",
+        timeout=30_000,
+    )
+    assert page.evaluate(count_js) == runs
+    page.locator("button.holynb-insert").click()
+    page.wait_for_function(f"() => ({CELL_SOURCES_JS})().some(s => s.startsWith('def '))")
+    code_cells = [s for s in page.evaluate(CELL_SOURCES_JS) if s.startswith("def ")]
+    assert len(code_cells) == 1 and "fib" in code_cells[0]
+
     shot = ARTIFACTS / "chat-panel-jupyterlab.png"
-    page.screenshot(path=str(shot), full_page=True)
+    page.screenshot(path=str(shot))
     print(
         f"\nrendered in browser: {rendered_tps:.1f} tokens/s ({tokens} tokens, mock at 40 tok/s)"
-        f"\nStop click -> marker visible: {stop_latency_ms:.0f} ms"
-        f"\nscreenshot: {shot}"
+        f"\nStop click -> marker visible: {in_page_ms:.0f} ms in the page"
+        f" ({stop_latency_ms:.0f} ms with Playwright's round trips)"
+        f"\nscreenshots: {stopped_shot} {shot}"
     )
-    assert stop_latency_ms < 1000  # generous: includes Playwright's round trips
+    assert in_page_ms < 1000  # generous; the issue's 200 ms is checked headless

@@ -227,3 +227,40 @@ async def test_model_html_is_inert_end_to_end(
         assert_inert(html)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in final
     assert "<pre><code>&lt;script&gt;alert(3)&lt;/script&gt;" in final
+
+
+def test_banner_scrubs_a_key_taken_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, holy_mock: Any
+) -> None:
+    from holynb import ChatPanel
+    from holynb._config import reset_defaults
+
+    key = "sk-env-key-0123456789abcdef"
+    monkeypatch.setenv("HOLYSHEEP_API_KEY", key)
+    reset_defaults()
+    panel = ChatPanel(base_url=holy_mock.url)
+    try:
+        # A callback error whose message carries the key (as an echoing server might).
+        panel._guard(lambda _: _raise(key))(None)
+        assert "server echoed" in panel.banner
+        assert key not in panel.banner and "…cdef" in panel.banner
+    finally:
+        panel.close()
+
+
+def _raise(key: str) -> None:
+    raise RuntimeError(f"server echoed {key}")
+
+
+async def test_clear_while_streaming(holy_mock_factory: Any, make_panel: Any) -> None:
+    mock = holy_mock_factory(tps=100)
+    panel = make_panel(mock, max_tokens=300)
+    task = panel.send("go on")
+    await wait_for_text(panel, 10)
+    body = panel._messages[-1].body
+    panel._clear_button.click()
+    partial = await task
+    assert partial  # the awaiting code still gets what arrived
+    assert panel.messages == [] and panel._log.children == ()
+    assert panel.streaming is False and panel.banner == ""
+    assert body.comm is None  # the cleared reply's widgets were closed, not re-rendered

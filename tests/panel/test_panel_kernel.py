@@ -65,7 +65,8 @@ def test_panel_streams_in_the_background_of_a_kernel(kernel: Any, holy_mock_fact
     assert out == ["False True\n"]
 
 
-def test_await_send_and_insert_code_in_a_kernel(kernel: Any, holy_mock: Any) -> None:
+def test_await_send_and_insert_code_in_a_kernel(kernel: Any, holy_mock_factory: Any) -> None:
+    holy_mock = holy_mock_factory(speed=0)  # the shipped cassette, without its timing
     run(
         kernel,
         "from holynb import ChatPanel\n"

@@ -203,8 +203,10 @@ async def test_export_markdown_and_json(holy_mock: Any, make_panel: Any, tmp_pat
         panel.export("pdf")
 
 
-async def test_last_code_block_from_a_cassette_reply(holy_mock: Any, make_panel: Any) -> None:
-    panel = make_panel(holy_mock)
+async def test_last_code_block_from_a_cassette_reply(
+    holy_mock_factory: Any, make_panel: Any
+) -> None:
+    panel = make_panel(holy_mock_factory(speed=0))  # the shipped cassette, without its timing
     assert panel.last_code() is None
     panel._insert_button.click()
     assert "No code block" in panel.banner

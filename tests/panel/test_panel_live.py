@@ -1,0 +1,104 @@
+"""The live reply view keeps to the rendering budget; ``mock=True`` needs no key."""
+
+from __future__ import annotations
+
+import asyncio
+
+import ipywidgets as w
+import pytest
+
+from holynb import ChatPanel
+from holynb._panel import UPDATE_INTERVAL_S, _LiveBody
+from holynb._panel_render import render_markdown
+
+
+def reply_tokens(paragraphs: int = 30, words: int = 40) -> list[str]:
+    tokens: list[str] = []
+    for p in range(paragraphs):
+        if p % 5 == 4:
+            tokens += ["```python\n", *[f"x{i} = {i}\n" for i in range(8)], "```\n\n"]
+        tokens += [f"word{p}_{i} " for i in range(words)]
+        tokens.append(".\n\n")
+    return tokens
+
+
+async def test_live_body_sends_blocks_once_and_throttles_the_tail() -> None:
+    loop = asyncio.get_running_loop()
+    box = w.VBox()
+    live = _LiveBody(box, loop)
+    tail_values: list[str] = []
+    live._tail.observe(lambda change: tail_values.append(change["new"]), "value")
+    tokens = reply_tokens()
+    started = loop.time()
+    for i in range(0, len(tokens), 8):  # ~8 tokens per millisecond, far above 20 updates/s
+        for token in tokens[i : i + 8]:
+            live.feed(token)
+        await asyncio.sleep(0.001)
+    elapsed = loop.time() - started
+    await asyncio.sleep(UPDATE_INTERVAL_S * 2)  # the scheduled flush of the last burst
+    text = "".join(tokens)
+    assert live.text == text
+
+    # At most one tail update per interval (plus the first one).
+    assert len(tail_values) <= elapsed / UPDATE_INTERVAL_S + 2
+    # Finished blocks went out once each (grouped per flush) and render as the whole would.
+    blocks = box.children[:-1]
+    assert 1 < len(blocks) <= len(tail_values) + 1
+    finished = _split_like_live(tokens)
+    assert "".join(b.value for b in blocks) == "".join(render_markdown(f) for f in finished)
+    # Bytes sent versus re-sending the whole reply on every token (raw text, a lower bound).
+    sent = sum(len(v) for v in tail_values) + sum(len(b.value) for b in blocks)
+    naive, length = 0, 0
+    for token in tokens:
+        length += len(token)
+        naive += length
+    assert sent * 20 < naive, (sent, naive)
+
+    # Tokens that arrive after a flush show within one interval, without a further token.
+    live.feed("tail word")
+    await asyncio.sleep(UPDATE_INTERVAL_S * 2)
+    assert "tail word" in live._tail.value
+
+    live.finish()
+    (final,) = box.children
+    assert final.value == render_markdown(text + "tail word")
+
+
+def _split_like_live(tokens: list[str]) -> list[str]:
+    from holynb._render import MarkdownBlocks
+
+    blocks = MarkdownBlocks()
+    finished: list[str] = []
+    for token in tokens:
+        finished += blocks.feed(token)
+    return finished
+
+
+async def test_finished_blocks_render_to_the_same_html() -> None:
+    loop = asyncio.get_running_loop()
+    box = w.VBox()
+    live = _LiveBody(box, loop)
+    tokens = reply_tokens(paragraphs=6, words=5)
+    for token in tokens:
+        live.feed(token)
+        await asyncio.sleep(0)
+    live.flush()
+    live_html = "".join(child.value for child in box.children)
+    assert live_html.replace("\n", "") == render_markdown("".join(tokens)).replace("\n", "")
+
+
+@pytest.mark.parametrize("mock", [True, {"ttft_ms": 0, "tps": 0}])
+async def test_mock_true_needs_no_key(monkeypatch: pytest.MonkeyPatch, mock: object) -> None:
+    monkeypatch.delenv("HOLYSHEEP_API_KEY", raising=False)
+    panel = ChatPanel(mock=mock, max_tokens=8)
+    try:
+        assert panel.banner == ""
+        server = panel._mock
+        assert server is not None and panel._base_url == server.url
+        reply = await panel.send("hello mock")
+        assert reply and panel.banner == ""
+        await panel._models_task
+        assert "deepseek-v3.2" in panel._controls["model"].options
+    finally:
+        await panel.aclose()
+    assert panel._mock is None
