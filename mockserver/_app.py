@@ -126,7 +126,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     state.stream_started()
     try:
         if req.stream:
-            return await _stream_sse(request, reply, record, speed, arrived)
+            return await _stream_sse(request, state, reply, record, speed, arrived)
         return await _respond_json(request, reply, record, speed, arrived)
     except (asyncio.CancelledError, ConnectionError):
         record.finish("error" if state.draining else "client_disconnected")
@@ -136,7 +136,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream_sse(
-    request: web.Request, reply: Reply, record: Record, speed: float, arrived: float
+    request: web.Request,
+    state: MockState,
+    reply: Reply,
+    record: Record,
+    speed: float,
+    arrived: float,
 ) -> web.StreamResponse:
     plan = plan_reply(reply.frames, reply.faults, transport="sse", done=b"data: [DONE]\n\n")
     headers = dict(SSE_HEADERS)
@@ -146,7 +151,10 @@ async def _stream_sse(
     resp = web.StreamResponse(status=200, headers=headers)
     await resp.prepare(request)
     record.status = 200
-    await write_sse(request, resp, plan, speed=speed, start=arrived, on_frame=record.tick)
+    await write_sse(
+        request, resp, plan, speed=speed, start=arrived, on_frame=record.tick,
+        precise=state.precise,
+    )
     record.finish(plan.outcome)
     return resp
 

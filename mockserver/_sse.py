@@ -17,7 +17,14 @@ from aiohttp import web
 
 from ._faults import Plan
 
-__all__ = ["DONE", "SSE_HEADERS", "encode_event", "reset_connection", "sleep_until", "write_sse"]
+__all__ = [
+    "DONE",
+    "SSE_HEADERS",
+    "encode_event",
+    "reset_connection",
+    "sleep_until",
+    "write_sse",
+]
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -34,11 +41,28 @@ def encode_event(payload: str) -> bytes:
     return b"data: " + payload.encode() + b"\n\n"
 
 
-async def sleep_until(deadline: float) -> None:
-    """Sleep until the loop clock reaches ``deadline`` (returns at once if it has passed)."""
-    delay = deadline - asyncio.get_running_loop().time()
-    if delay > 0:
+# epoll timeouts are whole milliseconds, rounded up, so a timer fires 0-1 ms late. A precise
+# wait sleeps to 1 ms before the deadline and then yields to the loop until it is reached.
+_SPIN_S = 0.001
+
+
+async def sleep_until(deadline: float, *, precise: bool = False) -> None:
+    """Sleep until the loop clock reaches ``deadline`` (returns at once if it has passed).
+
+    ``precise`` finishes the wait by yielding to the loop until the deadline (sub-millisecond
+    accuracy, at the cost of a busy loop for the last millisecond).
+    """
+    loop = asyncio.get_running_loop()
+    delay = deadline - loop.time()
+    if delay <= 0:
+        return
+    if not precise:
         await asyncio.sleep(delay)
+        return
+    if delay > _SPIN_S:
+        await asyncio.sleep(delay - _SPIN_S)
+    while loop.time() < deadline:
+        await asyncio.sleep(0)
 
 
 def reset_connection(transport: asyncio.BaseTransport | None) -> None:
@@ -67,11 +91,13 @@ async def write_sse(
     speed: float,
     start: float,
     on_frame: Callable[[], None],
+    precise: Callable[[], bool] = lambda: False,
 ) -> None:
     """Send the plan's frames on a prepared response and end it as the plan says.
 
     ``start`` is the loop time the request arrived: offsets count from there, so the time
     spent parsing and preparing is part of the TTFT instead of being added to it.
+    ``precise()`` says whether the loop is quiet enough for sub-millisecond waits.
     Raises ``ConnectionError`` when the client went away.
     """
     hb = plan.heartbeat_s
@@ -80,10 +106,10 @@ async def write_sse(
     for frame in plan.frames:
         deadline = start + frame.at / speed if speed > 0 else start
         while next_hb < deadline:
-            await sleep_until(next_hb)
+            await sleep_until(next_hb, precise=precise())
             await resp.write(HEARTBEAT)
             next_hb += hb  # type: ignore[operator]
-        await sleep_until(deadline)
+        await sleep_until(deadline, precise=precise())
         data = frame.data if isinstance(frame.data, bytes) else encode_event(frame.data)
         if size:
             for i in range(0, len(data), size):

@@ -32,6 +32,8 @@ __all__ = ["InjectedStatus", "MockState", "Reply"]
 
 # `created` of every seeded reply, so that the same seed gives byte-identical streams.
 SEEDED_CREATED = 1_735_689_600  # 2025-01-01T00:00:00Z
+# Up to this many concurrent streams, frames wait precisely (see _sse.sleep_until).
+PRECISE_STREAMS = 32
 
 
 class InjectedStatus(Exception):
@@ -76,6 +78,10 @@ class MockState:
         """Count an active stream (drain waits for these)."""
         self.active += 1
         self.idle.clear()
+
+    def precise(self) -> bool:
+        """Whether few enough streams run for sub-millisecond waits (they cost a busy loop)."""
+        return self.active <= PRECISE_STREAMS
 
     def stream_ended(self) -> None:
         """Uncount an active stream."""

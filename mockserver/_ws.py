@@ -254,7 +254,7 @@ class _Connection:
                 if self.running.is_set():
                     return
                 continue
-            await sleep_until(deadline)
+            await sleep_until(deadline, precise=self.state.precise())
             if self.running.is_set():
                 return
 
