@@ -17,8 +17,9 @@ accumulate, which the absolute-deadline scheduler of the mock avoids.
 Connections are opened before the clock starts (TTFT is measured from sending the request, as a
 client with a warm pool sees it). The client is a bare asyncio protocol that timestamps events
 as bytes arrive, so that the measuring process costs as little as possible per event. Stream
-starts are spread evenly over one token gap, as independent users would be; ``--sync-start``
-starts them all in the same instant instead.
+starts are spread evenly over ``--spread-ms`` (1 s: 500 arrivals/s, as independent users; a
+stream of 100 tokens lasts 2.1 s, so all 500 overlap); ``--sync-start`` starts them all in the
+same instant instead (a 500-request burst the server has to absorb before its first token).
 """
 
 from __future__ import annotations
@@ -148,8 +149,8 @@ class _StreamProtocol(asyncio.Protocol):
 
 async def one_stream(
     host: str, port: int, tokens: int, delay: float
-) -> tuple[float, list[float]]:
-    """(TTFT s, inter-chunk gaps s) of one stream, as this client observes them."""
+) -> tuple[float, list[float], float]:
+    """(TTFT s, inter-chunk gaps s, last chunk time s) of one stream, as this client sees it."""
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_connection(_StreamProtocol, host, port)
     try:
@@ -167,25 +168,28 @@ async def one_stream(
     finally:
         transport.close()
     times = proto.times
-    return times[0] - t0, [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    return times[0] - t0, gaps, times[-1] - t0
 
 
 async def run_load(
-    url: str, streams: int, tokens: int, gap_s: float, *, sync_start: bool, rounds: int = 1
-) -> tuple[list[float], list[float]]:
-    """Run ``streams`` concurrent streams (``rounds`` times); return all TTFTs and gaps."""
+    url: str, streams: int, tokens: int, spread_s: float, *, sync_start: bool, rounds: int = 1
+) -> tuple[list[float], list[float], list[float]]:
+    """Run ``streams`` concurrent streams (``rounds`` times); return TTFTs, gaps, last times."""
     parts = urlsplit(url)
     ttfts: list[float] = []
     gaps: list[float] = []
+    lasts: list[float] = []
     for _ in range(rounds):
-        delays = [0.0 if sync_start else gap_s * i / streams for i in range(streams)]
+        delays = [0.0 if sync_start else spread_s * i / streams for i in range(streams)]
         results = await asyncio.gather(
             *(one_stream(parts.hostname or "", parts.port or 80, tokens, d) for d in delays)
         )
-        for ttft, g in results:
+        for ttft, g, last in results:
             ttfts.append(ttft)
             gaps.extend(g)
-    return ttfts, gaps
+            lasts.append(last)
+    return ttfts, gaps, lasts
 
 
 async def max_chunks_per_s(url: str, streams: int, tokens: int) -> float:
@@ -212,20 +216,24 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def row(label: str, streams: int, ttfts: list[float], gaps: list[float], ttft_s: float,
-        gap_s: float) -> str:
+def row(label: str, streams: int, ttfts: list[float], gaps: list[float], lasts: list[float],
+        ttft_s: float, last_s: float, gap_s: float) -> str:
     te = [abs(t - ttft_s) * 1000 for t in ttfts]
     ge = [abs(g - gap_s) * 1000 for g in gaps]
+    de = [(t - last_s) * 1000 for t in lasts]
     return (f"| {label:<6} | {streams:>7} | {statistics.median(te):6.2f} | {pct(te, .95):6.2f} | "
             f"{pct(te, .99):6.2f} | {statistics.median(ge):6.2f} | {pct(ge, .95):6.2f} | "
-            f"{pct(ge, .99):6.2f} | {len(gaps):>6} |")
+            f"{pct(ge, .99):6.2f} | {statistics.median(de):6.2f} | {pct(de, .99):6.2f} | "
+            f"{len(gaps):>6} |")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ttft-ms", type=float, default=120.0)
     p.add_argument("--tps", type=float, default=50.0)
-    p.add_argument("--tokens", type=int, default=40, help="tokens per stream")
+    p.add_argument("--tokens", type=int, default=100, help="tokens per stream")
+    p.add_argument("--spread-ms", type=float, default=1000.0,
+                   help="spread stream starts over this time (default 1000)")
     p.add_argument("--quick", action="store_true", help="fewer rounds (~10 s)")
     p.add_argument("--sync-start", action="store_true", help="start all streams at once")
     p.add_argument("--no-naive", action="store_true", help="skip the naive comparison server")
@@ -235,22 +243,29 @@ def main() -> None:
         naive_server(*args.naive_server)
         return
     ttft_s, gap_s = args.ttft_ms / 1000, 1 / args.tps
-    plan = [(1, 5 if args.quick else 30), (100, 1 if args.quick else 2), (500, 1)]
+    plan = [(1, 3 if args.quick else 8), (100, 1 if args.quick else 2), (500, 1)]
     servers = [("mock", start_mock("--ttft-ms", str(args.ttft_ms), "--tps", str(args.tps),
-                                   "--jitter-ms", "0", "--seed", "1"))]
+                                   "--jitter-ms", "0"))]
     if not args.no_naive:
         servers.append(("naive", start_naive(args.ttft_ms, args.tps)))
     print(f"mock timing fidelity: TTFT {args.ttft_ms:g} ms, {args.tps:g} tok/s, no jitter, "
-          f"{args.tokens} tokens/stream, starts {'together' if args.sync_start else 'spread'}")
-    print("absolute errors in ms; client and server in separate processes\n")
-    print("| server | streams | TTFT p50 | p95 | p99 | gap p50 | p95 | p99 | gaps |")
-    print("|--------|--------:|-------:|-------:|-------:|-------:|-------:|-------:|-------:|")
+          f"{args.tokens} tokens/stream, starts "
+          f"{'together' if args.sync_start else f'spread over {args.spread_ms:g} ms'}")
+    print("absolute errors in ms; drift = how late the last chunk is against its ideal time")
+    print("(TTFT + (n-1)/tps after the request); client and server in separate processes\n")
+    print("| server | streams | TTFT p50 | p95 | p99 | gap p50 | p95 | p99 | drift p50 | p99 "
+          "| gaps |")
+    print("|--------|--------:|-------:|-------:|-------:|-------:|-------:|-------:|-------:|"
+          "-------:|-------:|")
     try:
         for streams, rounds in plan:
             for label, (_proc, url) in servers:
-                ttfts, gaps = asyncio.run(run_load(url, streams, args.tokens, gap_s,
-                                                   sync_start=args.sync_start, rounds=rounds))
-                print(row(label, streams, ttfts, gaps, ttft_s, gap_s), flush=True)
+                ttfts, gaps, lasts = asyncio.run(run_load(
+                    url, streams, args.tokens, args.spread_ms / 1000,
+                    sync_start=args.sync_start, rounds=rounds,
+                ))
+                last_s = ttft_s + (args.tokens - 1) * gap_s
+                print(row(label, streams, ttfts, gaps, lasts, ttft_s, last_s, gap_s), flush=True)
     finally:
         for _label, (proc, _url) in servers:
             stop(proc)

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
 METRICS: tuple[str, ...] = ("ttft", "itl", "tpot", "e2e")
 STATS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99")
 
@@ -21,9 +20,10 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     """The ``p``-th percentile by linear interpolation (numpy's default); None if empty."""
     if not 0 <= p <= 100:
         raise ValueError(f"percentile must be between 0 and 100, got {p}")
-    if not values:
-        return None
-    ordered = sorted(values)
+    return _interpolate(sorted(values), p) if values else None
+
+
+def _interpolate(ordered: Sequence[float], p: float) -> float:
     rank = p / 100 * (len(ordered) - 1)
     lo = math.floor(rank)
     hi = math.ceil(rank)
@@ -46,15 +46,14 @@ class Distribution:
         """Summarise samples given in seconds (reported in ms); None when there are none."""
         if not samples_s:
             return None
-        ms = [s * 1000.0 for s in samples_s]
-        pct = {p: percentile(ms, p) for p in PERCENTILES}
+        ms = sorted(s * 1000.0 for s in samples_s)
         return cls(
             count=len(ms),
             mean=math.fsum(ms) / len(ms),
-            p50=pct[50],  # type: ignore[arg-type]  # non-empty input → never None
-            p90=pct[90],  # type: ignore[arg-type]
-            p95=pct[95],  # type: ignore[arg-type]
-            p99=pct[99],  # type: ignore[arg-type]
+            p50=_interpolate(ms, 50),
+            p90=_interpolate(ms, 90),
+            p95=_interpolate(ms, 95),
+            p99=_interpolate(ms, 99),
         )
 
 

@@ -53,6 +53,13 @@ def table(result: BenchResult) -> str:
     lines += [
         f"{label:<{label_w}}" + "".join(f"  {v:>{col_w}}" for v in vals) for label, vals in rows
     ]
+    # The first failure of each transport says why, in the client's own words.
+    for transport in result.summaries:
+        error = next(
+            (r.error for r in result.records if r.transport == transport and r.error), None
+        )
+        if error:
+            lines.append(f"first {transport} error: {error}")
     return "\n".join(lines)
 
 

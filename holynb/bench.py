@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_PROMPT",
     "BenchResult",
     "Distribution",
+    "ProgressBar",
     "RequestRecord",
     "TransportSummary",
     "add_cli_arguments",
@@ -395,7 +396,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--csv", metavar="PATH|-", help="write one CSV row per request ('-': stdout)"
     )
     parser.add_argument(
-        "--seed", type=int, help="mock seed sent as X-Mock-Seed (request i gets seed+i)"
+        "--seed",
+        type=int,
+        help="request i gets seed+i, sent as X-Mock-Seed and as the body's seed (reproducible)",
     )
     parser.add_argument(
         "--mock-ttft-ms", type=_non_negative_float, help="mock TTFT in ms (sent as X-Mock-TTFT-Ms)"
@@ -497,28 +500,21 @@ class ProgressBar:
         self.out.flush()
 
 
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+def _number(convert: Callable[[str], Any], minimum: int, what: str) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``convert`` the text and refuse values below ``minimum``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
+_positive_int = _number(int, 1, "a whole number")
+_non_negative_int = _number(int, 0, "a whole number")
+_non_negative_float = _number(float, 0, "a number")

@@ -79,6 +79,18 @@ async def openai_errors(
 
 # -- chat completions over HTTP ----------------------------------------------------------------
 
+# Recorded headers that describe the recorded connection, not this one.
+_HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}
+
+
+def _body(reply: Reply) -> bytes:
+    return b"".join(f.data if isinstance(f.data, bytes) else f.data.encode() for f in reply.frames)
+
+
+def _headers(reply: Reply) -> dict[str, str]:
+    return {k: v for k, v in (reply.headers or {}).items() if k.lower() not in _HOP_HEADERS}
+
+
 
 @routes.post("/v1/chat/completions")
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -119,9 +131,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return err.response()
     if reply.status >= 400:
         record.finish("error", status=reply.status, error="cassette error response")
-        body = b"".join(f.data if isinstance(f.data, bytes) else f.data.encode()
-                        for f in reply.frames)
-        return web.Response(status=reply.status, body=body, headers=reply.headers or {})
+        return web.Response(status=reply.status, body=_body(reply), headers=_headers(reply))
     speed = state.config.speed
     state.stream_started()
     try:
@@ -159,20 +169,17 @@ async def _stream_sse(
     return resp
 
 
-_HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}
-
-
 async def _respond_json(
     request: web.Request, reply: Reply, record: Record, speed: float, start: float
 ) -> web.StreamResponse:
     """Non-streaming: wait the whole schedule, then one body; some faults apply."""
     faults = reply.faults
-    frame = list(reply.frames)[-1]
-    delay = frame.at
+    frames = list(reply.frames)
+    delay = frames[-1].at if frames else 0.0
     if "stall" in faults:
         delay += faults["stall"].params["ms"] / 1000
     await sleep_until(start + delay / speed if speed > 0 else start)
-    body = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
+    body = b"".join(f.data if isinstance(f.data, bytes) else f.data.encode() for f in frames)
     for name in ("disconnect", "reset"):
         if name in faults:
             if name == "reset":
@@ -189,7 +196,7 @@ async def _respond_json(
         outcome = "fault:stall"
     record.chunks_sent = 1
     record.finish(outcome, status=200)
-    headers = {k: v for k, v in (reply.headers or {}).items() if k.lower() not in _HOP_HEADERS}
+    headers = {k: v for k, v in _headers(reply).items() if k.lower() != "content-type"}
     headers["Content-Type"] = "application/json"
     return web.Response(status=200, body=body, headers=headers)
 
@@ -255,7 +262,7 @@ async def _drain(app: web.Application) -> None:
     state.draining = True
     try:
         await asyncio.wait_for(state.idle.wait(), state.config.drain_timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("drain timeout: %d streams still open", state.active)
     for ws in list(state.websockets):
         await ws.close(code=1001, message=b"server shutting down")

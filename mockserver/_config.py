@@ -13,8 +13,10 @@ from ._latency import JITTERS
 __all__ = [
     "CONTROL_NAMES",
     "SHIPPED_CASSETTES",
+    "ControlError",
     "MockConfig",
     "RequestControls",
+    "make_config",
     "mask_key",
     "parse_controls",
     "parse_rate_limit",

@@ -1,8 +1,9 @@
 """Deterministic generated replies, used when no cassette answers a request.
 
-The text depends only on the request's model and messages (and ``X-Mock-Seed``), so a retry of
-the same request gets the same text, a streamed and a non-streamed request agree, and tests can
-predict it. One token per chunk; ``max_tokens`` tokens (64 when absent).
+The text depends only on the request's model and messages and the seed (``X-Mock-Seed`` or the
+server's), so a retry of the same request gets the same text, a streamed and a non-streamed
+request agree, and tests can predict it. One token per chunk; ``max_tokens`` tokens (64 when
+absent).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from ._request import ChatRequest
 __all__ = [
     "DEFAULT_TOKENS",
     "Completion",
-    "chunk_payloads",
     "completion_body",
     "iter_chunk_payloads",
     "make_completion",
@@ -167,11 +167,6 @@ def iter_chunk_payloads(c: Completion) -> Iterator[str]:
         )
     if c.include_usage:
         yield f'{head}, "choices": [], "usage": {json.dumps(c.usage())}}}'
-
-
-def chunk_payloads(c: Completion) -> list[str]:
-    """All chunk JSONs of a completion (see :func:`iter_chunk_payloads`)."""
-    return list(iter_chunk_payloads(c))
 
 
 _ROLE = '"role": "assistant", '

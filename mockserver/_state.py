@@ -33,7 +33,7 @@ __all__ = ["InjectedStatus", "MockState", "Reply"]
 # `created` of every seeded reply, so that the same seed gives byte-identical streams.
 SEEDED_CREATED = 1_735_689_600  # 2025-01-01T00:00:00Z
 # Up to this many concurrent streams, frames wait precisely (see _sse.sleep_until).
-PRECISE_STREAMS = 32
+PRECISE_STREAMS = 4
 
 
 class InjectedStatus(Exception):
@@ -147,10 +147,10 @@ class MockState:
 
     def request_rng(self, req: ChatRequest, seed: int | None) -> random.Random:
         """The request's RNG: seeded by (seed, request, repeat count), or OS entropy."""
-        digest = request_digest(req.raw)
-        self._occurrences[digest] += 1
         if seed is None:
             return random.Random()
+        digest = request_digest(req.raw)
+        self._occurrences[digest] += 1
         return random.Random(f"{seed}:{digest}:{self._occurrences[digest]}")
 
     def pick_cassette(
@@ -163,7 +163,7 @@ class MockState:
             except CassetteError as exc:
                 raise MockError(404, str(exc), "invalid_request_error", None,
                                 "cassette_not_found") from None
-        found = self.store.match(req.raw, transport)
+        found = self.store.match(req.raw, transport) if len(self.store) else None
         if found is None and self.config.strict:
             raise MockError(
                 400,
@@ -195,14 +195,17 @@ class MockState:
                 )
             )
         if cassette is not None:
-            return Reply(
-                transport,
-                cassette.frames_for(transport),
-                faults,
-                cassette.status,
-                cassette.headers_for(transport),
-                cassette.name,
-            )
+            if cassette.status >= 400:
+                # A recorded error answers any transport with its body as recorded.
+                return Reply(transport, list(cassette.frames), faults, cassette.status,
+                             dict(cassette.headers), cassette.name)
+            try:
+                frames = cassette.frames_for(transport)
+            except ValueError as exc:
+                raise MockError(400, f"cassette {cassette.name!r}: {exc}",
+                                code="cassette_transport_mismatch") from None
+            return Reply(transport, frames, faults, cassette.status,
+                         cassette.headers_for(transport), cassette.name)
         created = int(time.time()) if seed is None else SEEDED_CREATED
         completion = make_completion(req, seed=seed, rng=rng, created=created)
         profile = profile_for(

@@ -42,6 +42,18 @@ def _error_frame(err: MockError) -> str:
     return json.dumps(body)
 
 
+def _recorded_error(reply: Reply) -> str:
+    """A recorded HTTP error body as a WebSocket error frame (with its status)."""
+    raw = b"".join(f.data if isinstance(f.data, bytes) else f.data.encode() for f in reply.frames)
+    try:
+        body = json.loads(raw)
+        body["error"]["status"] = reply.status
+    except (ValueError, TypeError, KeyError):
+        body = {"error": {"message": raw.decode("utf-8", "replace"), "type": "server_error",
+                          "param": None, "code": None, "status": reply.status}}
+    return json.dumps(body)
+
+
 def _frame_header(opcode: int, length: int, *, fin: bool) -> bytes:
     first = (0x80 if fin else 0) | opcode
     if length < 126:
@@ -121,11 +133,19 @@ class _Connection:
                     return
             try:
                 msg = await self.ws.receive(timeout=max(timeout, 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             self.last_activity = self.loop.time()
             if msg.type == WSMsgType.TEXT:
-                await self.on_text(msg.data)
+                try:
+                    await self.on_text(msg.data)
+                except (asyncio.CancelledError, ConnectionError):
+                    raise
+                except Exception as exc:  # a bug answers with an error frame, socket stays open
+                    log.exception("WebSocket frame handling failed")
+                    await self.send_error(MockError(
+                        500, f"Internal mock error: {type(exc).__name__}", type="server_error"
+                    ))
             elif msg.type == WSMsgType.BINARY:
                 await self.send_error(
                     MockError(400, "Binary frames are not supported; send JSON text frames.",
@@ -211,7 +231,7 @@ class _Connection:
             return
         if reply.status >= 400:
             record.finish("error", status=reply.status, error="cassette error response")
-            await self.send("".join(f.data for f in reply.frames if isinstance(f.data, str)))
+            await self.send(_recorded_error(reply))
             return
         record.status = 200
         self.running.set()
@@ -329,6 +349,8 @@ async def ws_chat(request: web.Request) -> web.StreamResponse:
     state.websockets.add(ws)
     try:
         await conn.run()
+    except ConnectionError:
+        pass  # the client vanished while we were answering it; the journal has the record
     finally:
         state.websockets.discard(ws)
         await conn.stop()

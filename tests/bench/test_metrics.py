@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from holynb._bench_metrics import summarise
-from holynb.bench import BenchResult, Distribution, RequestRecord, percentile
+from holynb.bench import BenchResult, Distribution, ProgressBar, RequestRecord, percentile
 
 
 def test_percentile_known_values() -> None:
@@ -134,6 +134,7 @@ def test_table_has_one_column_per_transport() -> None:
     assert row.split()[-2:] == ["100.00", "100.00"]
     errors = next(line for line in text.splitlines() if line.startswith("errors: RateLimitError"))
     assert errors.split()[-2:] == ["1", "0"]
+    assert text.splitlines()[-1] == "first sse error: RateLimitError: slow down"
     assert str(_result()) == text
 
 
@@ -159,3 +160,35 @@ def test_csv_one_row_per_request() -> None:
     assert float(rows[0]["ttft_ms"]) == pytest.approx(100.0)
     assert float(rows[0]["itl_mean_ms"]) == pytest.approx(20.0)
     assert rows[1]["ttft_ms"] == "" and rows[1]["error"] == "RateLimitError: slow down"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_redraws_one_line() -> None:
+    out = _Terminal()
+    bar = ProgressBar(out, width=4, min_interval_s=0.0)
+    for done in range(3):
+        bar("ws", done, 2)
+    bar.close()
+    assert out.getvalue() == "\r ws [....] 0/2\r ws [##..] 1/2\r ws [####] 2/2\n"
+
+
+def test_progress_bar_closes_an_unfinished_line() -> None:
+    out = _Terminal()
+    bar = ProgressBar(out, width=2, min_interval_s=0.0)
+    bar("sse", 1, 4)
+    bar.close()
+    assert out.getvalue().endswith("1/4\n")
+
+
+def test_progress_without_a_terminal_prints_one_line_per_transport() -> None:
+    out = io.StringIO()
+    bar = ProgressBar(out)
+    for done in range(4):
+        bar("sse", done, 3)
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sse: 3/3 requests done in ")

@@ -147,7 +147,8 @@ def raw_ws_frames(
     url: str, message: str, *, query: str = "", timeout: float = 5.0
 ) -> list[tuple[bool, int, bytes]]:
     """Open ``/v1/ws/chat`` over a plain socket, send one text message, and return every frame
-    (fin, opcode, payload) until ``[DONE]`` or the server closes: fragmentation stays visible.
+    (fin, opcode, payload) until ``[DONE]``, an error frame, or the server closes:
+    fragmentation stays visible.
     """
     import base64
     import os
@@ -208,7 +209,8 @@ def raw_ws_frames(
             if opcode in (0x0, 0x1):
                 message_parts.append(data)
                 if fin:
-                    if b"".join(message_parts) == b"[DONE]":
+                    whole = b"".join(message_parts)
+                    if whole == b"[DONE]" or whole.startswith(b'{"error"'):
                         break
                     message_parts = []
     finally:

@@ -93,3 +93,21 @@ def test_error_cassette_is_replayed_with_its_status(tmp_path, status: int) -> No
     with MockServer(cassettes=tmp_path, speed=0) as mock:
         r = httpx.post(f"{mock.url}/chat/completions", json=chat("err"), headers=AUTH)
         assert r.status_code == status and r.json()["error"]["message"] == "recorded"
+
+
+def test_error_cassette_over_websocket_and_json_cassette_for_a_stream(tmp_path) -> None:
+    body = json.dumps({"error": {"message": "slow down", "type": "requests", "param": None,
+                                 "code": "rate_limit_exceeded"}}).encode()
+    save_cassette(Cassette(name="err", match={"prompt": "err"}, transport="json", status=429,
+                           frames=[Frame(0, body)]), tmp_path / "err.json")
+    ok = json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode()
+    save_cassette(Cassette(name="plain", match={"prompt": "plain"}, transport="json",
+                           frames=[Frame(0, ok)]), tmp_path / "plain.json")
+    with MockServer(cassettes=tmp_path, speed=0) as mock:
+        frames = raw_ws_frames(mock.url, json.dumps(chat("x")), query="?X-Mock-Cassette=err")
+        err = json.loads(frames[0][2])["error"]
+        assert (err["status"], err["message"]) == (429, "slow down")
+        r = httpx.post(f"{mock.url}/chat/completions", json=chat("x", stream=True),
+                       headers={**AUTH, "X-Mock-Cassette": "plain"})
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == "cassette_transport_mismatch"
