@@ -231,7 +231,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ttft-ms", type=float, default=120.0)
     p.add_argument("--tps", type=float, default=50.0)
-    p.add_argument("--tokens", type=int, default=100, help="tokens per stream")
+    p.add_argument("--tokens", type=int, default=100,
+                   help="tokens per stream at 100 and 500 streams (1 stream: 30 x 10 tokens)")
     p.add_argument("--spread-ms", type=float, default=1000.0,
                    help="spread stream starts over this time (default 1000)")
     p.add_argument("--quick", action="store_true", help="fewer rounds (~10 s)")
@@ -243,7 +244,9 @@ def main() -> None:
         naive_server(*args.naive_server)
         return
     ttft_s, gap_s = args.ttft_ms / 1000, 1 / args.tps
-    plan = [(1, 3 if args.quick else 8), (100, 1 if args.quick else 2), (500, 1)]
+    # (streams, rounds, tokens): one stream runs many short requests for TTFT samples.
+    plan = [(1, 10 if args.quick else 30, 10), (100, 1 if args.quick else 2, args.tokens),
+            (500, 1, args.tokens)]
     servers = [("mock", start_mock("--ttft-ms", str(args.ttft_ms), "--tps", str(args.tps),
                                    "--jitter-ms", "0"))]
     if not args.no_naive:
@@ -258,13 +261,13 @@ def main() -> None:
     print("|--------|--------:|-------:|-------:|-------:|-------:|-------:|-------:|-------:|"
           "-------:|-------:|")
     try:
-        for streams, rounds in plan:
+        for streams, rounds, tokens in plan:
             for label, (_proc, url) in servers:
                 ttfts, gaps, lasts = asyncio.run(run_load(
-                    url, streams, args.tokens, args.spread_ms / 1000,
+                    url, streams, tokens, args.spread_ms / 1000,
                     sync_start=args.sync_start, rounds=rounds,
                 ))
-                last_s = ttft_s + (args.tokens - 1) * gap_s
+                last_s = ttft_s + (tokens - 1) * gap_s
                 print(row(label, streams, ttfts, gaps, lasts, ttft_s, last_s, gap_s), flush=True)
     finally:
         for _label, (proc, _url) in servers:

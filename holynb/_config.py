@@ -14,6 +14,8 @@ __all__ = [
     "configure",
     "mask_key",
     "reset_defaults",
+    "restore_defaults",
+    "snapshot_defaults",
     "resolve_api_key",
     "resolve_base_url",
     "resolve_model",
@@ -58,6 +60,17 @@ def configure(
 def reset_defaults() -> None:
     """Forget every value set by :func:`configure`."""
     _defaults.clear()
+
+
+def snapshot_defaults() -> dict[str, str]:
+    """Copy of the values set by :func:`configure` for :func:`restore_defaults` (holds the key)."""
+    return dict(_defaults)
+
+
+def restore_defaults(snapshot: dict[str, str]) -> None:
+    """Put back exactly the defaults captured by :func:`snapshot_defaults`."""
+    _defaults.clear()
+    _defaults.update(snapshot)
 
 
 def current_defaults() -> dict[str, Any]:

@@ -699,7 +699,7 @@ class HolyMagics(Magics, Configurable):
         mock.start()
         self._mock = mock
         # What configure() had set before, restored by ``%holy mock stop``.
-        self._mock_saved = dict(_config._defaults)
+        self._mock_saved = _config.snapshot_defaults()
         _config.configure(base_url=mock.url, api_key=mockserver.MOCK_KEY)
         self._print(f"Mock server running at {mock.url}; holynb now uses it (%holy mock stop).")
 
@@ -713,8 +713,7 @@ class HolyMagics(Magics, Configurable):
             mock.stop()
         finally:
             saved, self._mock_saved = self._mock_saved or {}, None
-            _config.reset_defaults()
-            _config.configure(**saved)
+            _config.restore_defaults(saved)
             self._close_clients()
         if not quiet:
             self._print("Mock server stopped; holynb settings restored.")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._cassettes import SHIPPED_DIR
 from ._faults import FaultError, FaultSpec, parse_faults
 from ._latency import JITTERS
 
@@ -22,7 +23,7 @@ __all__ = [
     "parse_rate_limit",
 ]
 
-SHIPPED_CASSETTES = Path(__file__).parent / "cassettes"
+SHIPPED_CASSETTES = SHIPPED_DIR
 PLACEHOLDER_KEYS = frozenset({"", "YOUR_HOLYSHEEP_API_KEY", "YOUR_API_KEY", "sk-xxx"})
 # Per-request control headers (same names as query parameters on the WebSocket URL).
 CONTROL_NAMES = (

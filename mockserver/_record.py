@@ -315,7 +315,7 @@ class Recorder:
                     data=json.dumps(body, ensure_ascii=False).encode(),
                     headers={**self._forward_headers(request), "Content-Type": "application/json"},
                 )
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 return self._unreachable(scrubber, exc, journal)
             async with upstream:
                 recording.status = upstream.status
@@ -326,7 +326,7 @@ class Recorder:
                                                  journal)
                 try:
                     data = await upstream.read()
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     return self._unreachable(scrubber, exc, journal)
                 recording.frames.append(Frame(round(loop.time() - t0, 6), data))
                 self.keep(recording, scrubber, journal)
@@ -370,7 +370,7 @@ class Recorder:
         except asyncio.CancelledError:
             client_gone = True  # aiohttp cancels the handler of a client that hung up
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             # The upstream broke mid-stream: break the client's body the same way, and keep the
             # failure as a replayable fault on the recording (it is real upstream behaviour).
             how = "reset" if _was_reset(exc) else "disconnect"
@@ -406,7 +406,7 @@ class Recorder:
                 message = f"record mode: the upstream refused the WebSocket (HTTP {exc.status})"
                 journal.finish("error", status=exc.status, error=message)
                 return _error(exc.status, message)
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 return self._unreachable(scrubber, exc, journal)
             ws = web.WebSocketResponse(max_msg_size=0)
             session = _WSRecording(self, scrubber, journal)

@@ -32,7 +32,8 @@ __all__ = ["InjectedStatus", "MockState", "Reply"]
 
 # `created` of every seeded reply, so that the same seed gives byte-identical streams.
 SEEDED_CREATED = 1_735_689_600  # 2025-01-01T00:00:00Z
-# Up to this many concurrent streams, frames wait precisely (see _sse.sleep_until).
+# Up to this many concurrent streams, frames wait precisely (see _sse.sleep_until): the
+# busy last millisecond is cheap for a few streams and would starve the loop for many.
 PRECISE_STREAMS = 4
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import ipywidgets as w
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 from holynb import ChatPanel
 from holynb._config import reset_defaults
@@ -214,8 +215,10 @@ async def test_last_code_block_from_a_cassette_reply(
     assert "```" in reply
     code = panel.last_code()
     assert code is not None and "def " in code and not code.endswith("\n")
-    with pytest.raises(RuntimeError, match="IPython"):
-        panel.insert_code()  # no IPython shell in a plain pytest process
+    shell = InteractiveShell.instance()  # a real shell: insert_code() goes through it
+    shell.rl_next_input = None
+    assert panel.insert_code() == code
+    assert shell.rl_next_input == code
     panel._insert_button.click()
     assert "new cell" in panel.status
 
