@@ -76,13 +76,19 @@ class _LiveBody:
         """Send newly finished blocks once and re-render the block in progress."""
         self._cancel_timer()
         self._last_flush = self._loop.time()
-        if self._finished:
-            self._blocks.append(w.HTML(render_markdown("".join(self._finished))))
-            self._finished.clear()
-            self._box.children = (*self._blocks, self._tail)
         # A half-written code fence is shown closed, so it renders as code while it streams.
         tail = render_markdown(self._markdown.pending + self._markdown.closing_fence())
-        if tail != self._tail.value:
+        if self._finished:
+            # The tail widget freezes in place as the finished blocks, then a new tail follows.
+            # In this order the browser never shows a finished block twice (once frozen, once
+            # still in the old tail) between the two widget messages.
+            frozen = self._tail
+            frozen.value = render_markdown("".join(self._finished))
+            self._finished.clear()
+            self._blocks.append(frozen)
+            self._tail = w.HTML(tail)
+            self._box.children = (*self._blocks, self._tail)
+        elif tail != self._tail.value:
             self._tail.value = tail
 
     def finish(self) -> None:
