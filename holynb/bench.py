@@ -124,7 +124,7 @@ async def run_bench(
     ``base_url=None`` starts the bundled mock server for the run (in a background thread, so its
     timing does not share this event loop). ``mock_ttft_ms``, ``mock_tps`` and ``mock_fault``
     are sent as ``X-Mock-*`` controls, which the mock honours and other servers ignore. Request
-    ``i`` gets seed ``seed + i``, sent as ``X-Mock-Seed`` and as the body's ``seed``: a run against
+    ``i`` gets body ``seed`` ``seed + i`` and the run sends ``X-Mock-Seed: seed``: a run against
     a freshly started mock repeats exactly. ``pooled=False`` opens a fresh client per request.
     """
     from holynb._config import resolve_model
@@ -255,9 +255,11 @@ class _Bench:
         headers = dict(self.headers)
         params = dict(self.params)
         if self.seed is not None:
-            # Also the body's `seed`: distinct bodies make the mock's per-request RNG independent
-            # of the order in which concurrent requests arrive.
-            headers["X-Mock-Seed"] = str(self.seed + index)
+            # One X-Mock-Seed for the whole run, and a distinct body `seed` per request: the mock
+            # keys its per-request RNG on (seed, request body), so draws don't depend on the
+            # order in which concurrent requests arrive. A per-request header would change the
+            # WebSocket URL (controls ride in its query) and cost a new connection per request.
+            headers["X-Mock-Seed"] = str(self.seed)
             params["seed"] = self.seed + index
         start = time.perf_counter()
         record = RequestRecord(transport=transport, index=index, ok=False, start_s=start - t0)
@@ -398,7 +400,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed",
         type=int,
-        help="request i gets seed+i, sent as X-Mock-Seed and as the body's seed (reproducible)",
+        help="X-Mock-Seed for the run; request i gets body seed seed+i (reproducible)",
     )
     parser.add_argument(
         "--mock-ttft-ms", type=_non_negative_float, help="mock TTFT in ms (sent as X-Mock-TTFT-Ms)"
