@@ -25,6 +25,7 @@ __all__ = [
 
 SHIPPED_CASSETTES = SHIPPED_DIR
 PLACEHOLDER_KEYS = frozenset({"", "YOUR_HOLYSHEEP_API_KEY", "YOUR_API_KEY", "sk-xxx"})
+MAX_CONTROL_VALUE = 1e7  # largest X-Mock-TTFT-Ms / -TPS / -Jitter-Ms accepted
 # Per-request control headers (same names as query parameters on the WebSocket URL).
 CONTROL_NAMES = (
     "X-Mock-Fault",
@@ -226,8 +227,11 @@ def parse_controls(source: Mapping[str, str]) -> RequestControls:
             value = float(raw)
         except ValueError:
             value = -1.0
-        if not value >= 0:
-            raise ControlError(f"{name} must be a number >= 0, got {raw!r}")
+        # Bounded: a huge delay or rate would park the stream forever instead of answering.
+        if not 0 <= value <= MAX_CONTROL_VALUE:
+            raise ControlError(
+                f"{name} must be a number from 0 to {MAX_CONTROL_VALUE:g}, got {raw!r}"
+            )
         return value
 
     try:

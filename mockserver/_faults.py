@@ -15,6 +15,7 @@ frames: a generated reply sends one chunk per frame; a cassette one recorded wri
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,8 @@ def _int(lo: int, hi: int | None = None):
 def _float(lo: float, hi: float | None = None):
     def conv(text: str) -> float:
         value = float(text)
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
         if not value >= lo or (hi is not None and value > hi):
             bound = f"between {lo:g} and {hi:g}" if hi is not None else f">= {lo:g}"
             raise ValueError(f"must be {bound}")
@@ -64,7 +67,9 @@ def _float(lo: float, hi: float | None = None):
 
 # name -> {param: (converter, default)}; a default of None means the parameter is required.
 FAULTS: dict[str, dict[str, tuple[Any, Any]]] = {
-    "status": {"code": (_int(100, 599), None), "retry_after": (_float(0), None)},
+    # Only error statuses: 1xx/204/304 replies cannot carry the error body, 2xx/3xx aren't errors.
+    # retry_after is bounded so that the Retry-After headers stay integers.
+    "status": {"code": (_int(400, 599), None), "retry_after": (_float(0, 1e6), None)},
     "disconnect": {"after": (_int(0), 0)},
     "reset": {"after": (_int(0), 0)},
     "malformed": {"at": (_int(1), 1)},

@@ -43,6 +43,14 @@ def parse_json(data: bytes | str) -> Any:
             f"column {exc.colno}). Send a JSON object with 'model' and 'messages'.",
             code="invalid_json",
         ) from None
+    except (ValueError, RecursionError):
+        # Valid JSON the decoder refuses: nesting past the recursion limit, or an integer
+        # longer than Python's int-conversion limit (4300 digits).
+        raise _bad(
+            "We could not parse the JSON body of your request: it is nested too deeply or holds "
+            "a number too long to read. Send a JSON object with 'model' and 'messages'.",
+            code="invalid_json",
+        ) from None
 
 
 def parse_chat_request(body: Any) -> ChatRequest:
@@ -71,7 +79,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
             raise _bad(f"'{param}' must be an object with 'role' and 'content'.", param,
                        "invalid_type")
         role = msg.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise _bad(
                 f"'{param}.role' must be one of {sorted(_ROLES)}, got {role!r}.",
                 f"{param}.role",
@@ -81,6 +89,13 @@ def parse_chat_request(body: Any) -> ChatRequest:
         if content is not None and not isinstance(content, (str, list)):
             raise _bad(f"'{param}.content' must be a string or an array of parts.",
                        f"{param}.content", "invalid_type")
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            # Cassette matching joins the text parts: a non-string text must be refused here.
+            if not isinstance(part, dict) or (
+                part.get("type") == "text" and not isinstance(part.get("text"), str)
+            ):
+                raise _bad(f"'{param}.content[{j}]' must be an object; a text part needs a "
+                           "string 'text'.", f"{param}.content[{j}]", "invalid_type")
     stream = body.get("stream", False)
     if stream is None:
         stream = False

@@ -44,7 +44,7 @@ def test_grammar_parses_every_fault_with_defaults() -> None:
         ("boom", "unknown fault 'boom'"),
         ("disconnect:after", "expected key=value"),
         ("disconnect:after=-1", "must be >= 0"),
-        ("status:code=99", "between 100 and 599"),
+        ("status:code=99", "between 400 and 599"),
         ("slice:size=x", "must be an integer"),
         ("crlf:x=1", "has no parameter 'x'"),
         ("stall:p=1.5", "between 0 and 1"),
