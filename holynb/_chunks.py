@@ -60,7 +60,7 @@ _ADVICE = {
     409: "retry the request",
     413: "send a shorter request",
     422: "check the request parameters",
-    429: "slow down or wait, then retry (max_retries=... retries automatically)",
+    429: "slow down or wait, then retry",
 }
 
 
@@ -68,7 +68,7 @@ def _advice(status: int) -> str:
     if status in _ADVICE:
         return _ADVICE[status]
     if status >= 500:
-        return "the server failed; retry later (max_retries=... retries automatically)"
+        return "the server failed; retry later"
     return "check the request"
 
 
