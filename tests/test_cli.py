@@ -136,25 +136,21 @@ def test_chat_with_the_bundled_mock_needs_no_key() -> None:
     assert " 5 tokens " in result.stderr
 
 
-def test_chat_output_is_live(holy_mock_factory: Any) -> None:
-    # At 20 tokens/s a 60-token reply takes 3 s: its first text must arrive long before the end.
-    mock = holy_mock_factory(ttft_ms=0, tps=20)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "holynb",
-            "chat",
-            "--base-url",
-            mock.url,
-            "--max-tokens",
-            "60",
-            "Go slowly",
-        ],
+def spawn_chat(base_url: str, max_tokens: str, prompt: str) -> subprocess.Popen[bytes]:
+    """Start ``holynb chat`` against ``base_url`` with piped output, to watch it while it runs."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "holynb", "chat", "--base-url", base_url, "--max-tokens", max_tokens,
+         prompt],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=mock_env(),
     )
+
+
+def test_chat_output_is_live(holy_mock_factory: Any) -> None:
+    # At 20 tokens/s a 60-token reply takes 3 s: its first text must arrive long before the end.
+    mock = holy_mock_factory(ttft_ms=0, tps=20)
+    proc = spawn_chat(mock.url, "60", "Go slowly")
     try:
         assert proc.stdout is not None
         first = os.read(proc.stdout.fileno(), 65536)
@@ -170,22 +166,7 @@ def test_chat_output_is_live(holy_mock_factory: Any) -> None:
 
 def test_ctrl_c_keeps_partial_text_and_exits_130(holy_mock_factory: Any) -> None:
     mock = holy_mock_factory(ttft_ms=0, tps=20)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "holynb",
-            "chat",
-            "--base-url",
-            mock.url,
-            "--max-tokens",
-            "400",
-            "Talk for a while",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=mock_env(),
-    )
+    proc = spawn_chat(mock.url, "400", "Talk for a while")
     try:
         assert proc.stdout is not None
         first = os.read(proc.stdout.fileno(), 65536)
