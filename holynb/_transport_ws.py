@@ -397,7 +397,8 @@ class WSAttempt:
         if conn.paused:
             conn.paused = False
             await conn.send(_RESUME)
-        self._stats.bytes += sum(map(len, items))
+        # Bytes as on the wire (UTF-8); isascii() is O(1), so the common case costs no encode.
+        self._stats.bytes += sum(len(m) if m.isascii() else len(m.encode()) for m in items)
         last = items[-1]
         # [DONE] ends a stream; so does an error frame (the socket stays usable).
         if last == _DONE or last.startswith('{"error"') or _DONE in items:
