@@ -304,9 +304,7 @@ class AsyncClient:
         body = self._body(messages_or_prompt, model, params, stream=False)
         stats = StreamStats()
         t0 = time.perf_counter()
-        data = await self._request_json(
-            "POST", "/chat/completions", body, options, stats, t0=t0
-        )
+        data = await self._request_json("POST", "/chat/completions", body, options, stats)
         parser = ChunkParser(stats, t0=t0, skip_malformed=False, key=self._key)
         message: dict[str, Any] = {}
         choices = data.get("choices") if isinstance(data, dict) else None
@@ -353,8 +351,6 @@ class AsyncClient:
         body: dict[str, Any] | None,
         options: Options,
         stats: StreamStats,
-        *,
-        t0: float | None = None,
     ) -> Any:
         """One JSON request with the retry policy and the connect/total timeouts."""
         import httpx

@@ -14,13 +14,13 @@ __all__ = [
     "configure",
     "mask_key",
     "reset_defaults",
-    "restore_defaults",
-    "snapshot_defaults",
     "resolve_api_key",
     "resolve_base_url",
     "resolve_model",
     "resolve_transport",
+    "restore_defaults",
     "scrub",
+    "snapshot_defaults",
 ]
 
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"

@@ -347,13 +347,14 @@ class HolyMagics(Magics, Configurable):
         key = _config.resolve_api_key()
         model = _config.resolve_model(args.model or self.model)
         client_key = (base_url, key, self.connect_timeout, self.skip_malformed)
+        stream = not args.no_stream and self.stream
         call: dict[str, Any] = {
             "model": model,
             "transport": args.transport or self.transport,
             "max_retries": retries,
             "extra_headers": dict(self.extra_headers),
         }
-        if not args.no_stream and self.stream:
+        if stream:
             call["first_token_timeout"] = _pick(args.first_token_timeout, self.first_token_timeout)
             call["idle_timeout"] = _pick(args.idle_timeout, self.idle_timeout)
         call["total_timeout"] = _pick(args.timeout, self.total_timeout)
@@ -370,7 +371,7 @@ class HolyMagics(Magics, Configurable):
             model=model,
             fmt=args.format or self.format,
             out=args.out,
-            stream=not args.no_stream and self.stream,
+            stream=stream,
             show_stats=self.show_stats and not args.no_stats,
             client_key=client_key,
             call=call,
@@ -414,6 +415,9 @@ class HolyMagics(Magics, Configurable):
             self._drain_after_interrupt(events, parts, result)
             info = result["info"]
             return "interrupted", "".join(parts), info, None
+        except BaseException:
+            future.cancel()  # a failing display must not leave the request streaming unread
+            raise
         error = result["error"]
         outcome = "ok" if error is None else type(error).__name__
         return outcome, "".join(parts), result["info"], error
@@ -437,7 +441,7 @@ class HolyMagics(Magics, Configurable):
                 parts.append(value)
                 output.feed(value)
             elif kind == "retry":
-                output.status(f"⟳ {value}")
+                output.status(_scrub(f"⟳ {value}"))
             elif kind == "info":
                 result["info"] = value
             elif kind == "error":
@@ -545,7 +549,7 @@ class HolyMagics(Magics, Configurable):
             )
             try:
                 models = future.result(timeout=60)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, TimeoutError):
                 future.cancel()
                 raise
         except HolyError as exc:

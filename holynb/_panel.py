@@ -32,7 +32,7 @@ from holynb._errors import (
 from holynb._panel_assets import PANEL_CSS, PANEL_JS
 from holynb._panel_render import code_blocks, render_markdown
 from holynb._pricing import DEFAULT_PRICES, cost_usd
-from holynb._render import MarkdownBlocks
+from holynb._render import Budget, MarkdownBlocks
 from holynb._retry import RetryEvent
 
 __all__ = ["ChatPanel"]
@@ -53,7 +53,7 @@ class _LiveBody:
         self._finished: list[str] = []  # finished blocks not yet sent
         self._tail = w.HTML()
         self._blocks: list[w.HTML] = []
-        self._last_flush = 0.0
+        self._budget = Budget(1 / UPDATE_INTERVAL_S, clock=loop.time)
         self._timer: asyncio.TimerHandle | None = None
         box.children = (self._tail,)
 
@@ -65,17 +65,18 @@ class _LiveBody:
     def feed(self, delta: str) -> None:
         """Take a delta; render now if the last update is old enough, else schedule one."""
         self._finished += self._markdown.feed(delta)
-        due = self._last_flush + UPDATE_INTERVAL_S
-        if self._loop.time() >= due:
+        self._markdown.trim(self._markdown.boundary)  # finished text is kept in _finished
+        wait = self._budget.due_in()
+        if wait == 0:
             self.flush()
         elif self._timer is None:
             # Tokens that arrive in a burst and then pause must still show within the interval.
-            self._timer = self._loop.call_at(due, self.flush)
+            self._timer = self._loop.call_later(wait, self.flush)
 
     def flush(self) -> None:
         """Send newly finished blocks once and re-render the block in progress."""
         self._cancel_timer()
-        self._last_flush = self._loop.time()
+        self._budget.take()
         # A half-written code fence is shown closed, so it renders as code while it streams.
         tail = render_markdown(self._markdown.pending + self._markdown.closing_fence())
         if self._finished:
@@ -499,6 +500,8 @@ class ChatPanel(w.VBox):
             self._mock = None
         for message in self._messages:
             message.close()
+        # A reply task still unwinding then sees its message gone and opens no new widgets.
+        self._messages.clear()
         for child in self._all_children():
             child.close()
         super().close()
@@ -554,7 +557,9 @@ class ChatPanel(w.VBox):
             self._show_error(err, retry=self.retry)
             self._set_status("Failed — see the banner above")
         finally:
-            self._end_countdown(hide=False)  # an error banner may have replaced it
+            # A retry countdown still shown (stopped mid-wait, or an empty reply) goes away;
+            # after a failure the error banner has replaced it and stays.
+            self._end_countdown(hide=message.status != "interrupted")
             message.content = live.text
             message.live = None
             if message not in self._messages:

@@ -343,9 +343,9 @@ class LiveMarkdown:
     :meth:`finish` freezes the remaining text into the slots (for outputs that stay as they are).
     """
 
-    def __init__(self, budget: Budget | None = None) -> None:
+    def __init__(self, budget: Budget) -> None:
         self.blocks = MarkdownBlocks()
-        self.budget = budget if budget is not None else Budget()
+        self.budget = budget
         self._slot: int | None = None  # the open (bottom) slot, if one is shown
         self._slots = 0
         self._start = 0  # text offset where the open slot, or the next one, begins
@@ -355,11 +355,6 @@ class LiveMarkdown:
     def slots(self) -> int:
         """How many output slots have been opened."""
         return self._slots
-
-    @property
-    def text(self) -> str:
-        """Everything received so far."""
-        return self.blocks.text
 
     def feed(self, delta: str) -> list[Emit]:
         """Add a delta; return the operations to perform now (at most one)."""

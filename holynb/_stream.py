@@ -229,7 +229,8 @@ class AsyncStream:
         except BaseException:
             await self._abort_attempt()
             self._closed = True
-            self.stats.finish(time.perf_counter() - self._parser.t0)
+            if self.stats.total_s is None:  # not already set by _fail_now
+                self.stats.finish(time.perf_counter() - self._parser.t0)
             raise
 
     async def aclose(self) -> None:

@@ -187,11 +187,6 @@ class Client:
         self._runner = _Runner()
 
     @property
-    def aclient(self) -> AsyncClient:
-        """The underlying :class:`AsyncClient` (use it only on holynb's loop)."""
-        return self._aclient
-
-    @property
     def base_url(self) -> str:
         """The API base URL in use."""
         return self._aclient.base_url

@@ -23,7 +23,9 @@ __all__ = ["SSEAttempt", "SSETransport", "connect_error"]
 _MAX_ERROR_BODY = 64 * 1024
 
 
-def connect_error(exc: BaseException, url: str, timeout: float | None, key: str | None):
+def connect_error(
+    exc: BaseException, url: str, timeout: float | None, key: str | None
+) -> StreamTimeout | StreamInterrupted:
     """Map a failure to connect or send to StreamTimeout(connect) or StreamInterrupted."""
     if isinstance(exc, httpx.PoolTimeout):
         return StreamTimeout(
@@ -116,13 +118,9 @@ class SSETransport:
         return SSEAttempt(response, stats)
 
     async def _status_error(self, response: httpx.Response, url: str) -> APIStatusError:
-        try:
-            body = await _read_some(response)
-        except httpx.HTTPError:
-            body = b""
         return error_from_status(
             response.status_code,
-            body,
+            await _read_some(response),
             url=url,
             key=self._key,
             retry_after=retry_after_from_headers(response.headers),
@@ -144,11 +142,15 @@ def _proxied(base_url: str) -> bool:
 
 
 async def _read_some(response: httpx.Response) -> bytes:
+    """Up to 64 KiB of an error body (what arrived before a read failure, if one happens)."""
     data = bytearray()
-    async for part in response.aiter_raw():
-        data += part
-        if len(data) >= _MAX_ERROR_BODY:
-            break
+    try:
+        async for part in response.aiter_raw():
+            data += part
+            if len(data) >= _MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError:
+        pass
     return bytes(data[:_MAX_ERROR_BODY])
 
 
@@ -196,6 +198,8 @@ class SSEAttempt:
         try:
             async for _ in self._raw:
                 pass
+        except httpx.TransportError:
+            pass  # the reply is complete; a connection that broke after it is just not reused
         finally:
             await self._response.aclose()
 

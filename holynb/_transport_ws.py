@@ -33,9 +33,9 @@ __all__ = ["WSAttempt", "WSTransport"]
 
 log = logging.getLogger("holynb")
 
-# Backpressure: ask the server to pause above HIGH unconsumed messages, resume below LOW.
+# Backpressure: ask the server to pause above this many unconsumed messages; the next read()
+# takes them all and asks it to resume.
 HIGH_WATER = 100
-LOW_WATER = 20
 # After a cancel, how long to wait for the server to end the stream before closing the socket.
 CANCEL_DRAIN_S = 2.0
 _PING = '{"type": "ping"}'
@@ -43,6 +43,8 @@ _PAUSE = '{"type": "pause"}'
 _RESUME = '{"type": "resume"}'
 _CANCEL = '{"type": "cancel"}'
 _DONE = "[DONE]"
+# What sending on a socket that is closing or gone raises.
+_SEND_ERRORS = (aiohttp.ClientError, ConnectionError, RuntimeError)
 
 
 class _Conn:
@@ -157,18 +159,11 @@ class WSTransport:
             try:
                 await conn.send(text)
                 attempt = WSAttempt(self, conn, text, query, connect_timeout, stats, reused=True)
-            except (aiohttp.ClientError, ConnectionError, RuntimeError):
+            except _SEND_ERRORS:
                 await self._drop(conn)
         if attempt is None:
             conn = await self._connect(query, pool_key, connect_timeout)
-            try:
-                await conn.send(text)
-            except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-                await self._drop(conn)
-                raise StreamInterrupted(
-                    f"The WebSocket to {self.url} closed while sending the request ({exc}) — "
-                    "retry."
-                ) from None
+            await self._send_request(conn, text)
             attempt = WSAttempt(self, conn, text, query, connect_timeout, stats, reused=False)
         try:
             await attempt.first()
@@ -176,6 +171,16 @@ class WSTransport:
             await attempt.abort()
             raise
         return attempt
+
+    async def _send_request(self, conn: _Conn, text: str) -> None:
+        """Send the request on a new connection; on failure close it and raise StreamInterrupted."""
+        try:
+            await conn.send(text)
+        except _SEND_ERRORS as exc:
+            await self._drop(conn)
+            raise StreamInterrupted(
+                f"The WebSocket to {self.url} closed while sending the request ({exc}) — retry."
+            ) from None
 
     def _take_idle(self, pool_key: tuple[Any, ...]) -> _Conn | None:
         idle = self._idle.get(pool_key)
@@ -249,7 +254,7 @@ class WSTransport:
             now = asyncio.get_running_loop().time()
             for conn in list(self._conns):
                 if not conn.closed and now - conn.last_sent >= interval:
-                    with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError):
+                    with contextlib.suppress(*_SEND_ERRORS):
                         await conn.send(_PING)
 
     def release(self, conn: _Conn) -> None:
@@ -293,7 +298,7 @@ class WSTransport:
                     if conn.closed or self._closing:
                         break
                     await conn.wait()
-        except (TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
+        except (TimeoutError, *_SEND_ERRORS):
             pass
         await self._drop(conn)
 
@@ -396,7 +401,9 @@ class WSAttempt:
         self._received = True
         if conn.paused:
             conn.paused = False
-            await conn.send(_RESUME)
+            # A socket gone meanwhile is seen as closed by the next read(), not raised here.
+            with contextlib.suppress(*_SEND_ERRORS):
+                await conn.send(_RESUME)
         # Bytes as on the wire (UTF-8); isascii() is O(1), so the common case costs no encode.
         self._stats.bytes += sum(len(m) if m.isascii() else len(m.encode()) for m in items)
         last = items[-1]
@@ -411,7 +418,7 @@ class WSAttempt:
         pool_key = self._conn.pool_key
         self._conn = await transport._connect(self._query, pool_key, self._timeout)
         self._reused = False
-        await self._conn.send(self._text)
+        await transport._send_request(self._conn, self._text)
 
     def _closed_end(self) -> None:
         self._ended = True

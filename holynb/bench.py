@@ -286,7 +286,6 @@ class _Bench:
                     last = now
                     chunks += 1
                 end = time.perf_counter()
-                usage = stream.usage
         except ConfigError:
             raise  # a bad setting fails every request: stop the run and say what to fix
         except Exception as exc:  # noqa: BLE001 — a failed request is data, not a crash
@@ -294,7 +293,7 @@ class _Bench:
             record.tokens = chunks
             return record
         record.e2e_s = end - start
-        record.tokens = _completion_tokens(usage) or chunks
+        record.tokens = stream.stats.completion_tokens or chunks
         if chunks == 0:
             record.error = "EmptyReply: the stream ended without any content"
         else:
@@ -338,15 +337,6 @@ def _mock_headers(
     if mock_fault:
         headers["X-Mock-Fault"] = mock_fault
     return headers
-
-
-def _completion_tokens(usage: Any) -> int | None:
-    if usage is None:
-        return None
-    value = usage.get("completion_tokens") if isinstance(usage, Mapping) else None
-    if value is None:
-        value = getattr(usage, "completion_tokens", None)
-    return value if isinstance(value, int) and value > 0 else None
 
 
 def _one_line(exc: BaseException) -> str:

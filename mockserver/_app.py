@@ -12,9 +12,10 @@ from aiohttp import web
 from ._config import ControlError, MockConfig, mask_key, parse_controls
 from ._errors import MockError, error_body
 from ._faults import plan_reply
+from ._frames import join_frames
 from ._journal import Record
 from ._request import parse_chat_request, parse_json
-from ._sse import SSE_HEADERS, reset_connection, sleep_until, write_sse
+from ._sse import SSE_HEADERS, break_connection, sleep_until, write_sse
 from ._state import InjectedStatus, MockState, Reply, scrub
 
 __all__ = ["STATE", "create_app"]
@@ -83,13 +84,8 @@ async def openai_errors(
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}
 
 
-def _body(reply: Reply) -> bytes:
-    return b"".join(f.data if isinstance(f.data, bytes) else f.data.encode() for f in reply.frames)
-
-
 def _headers(reply: Reply) -> dict[str, str]:
     return {k: v for k, v in (reply.headers or {}).items() if k.lower() not in _HOP_HEADERS}
-
 
 
 @routes.post("/v1/chat/completions")
@@ -98,6 +94,24 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     arrived = asyncio.get_running_loop().time()
     state = request.app[STATE]
     record = state.journal.begin(request.method, request.path, "json")
+    # Whatever ends the request — a hang-up while the body is read, a bug — closes its record
+    # (only the first finish counts, so the outcomes set below stand).
+    try:
+        return await _chat(request, state, record, arrived)
+    except (asyncio.CancelledError, ConnectionError):
+        record.finish("error" if state.draining else "client_disconnected")
+        raise
+    except web.HTTPException as exc:  # 413 from reading the body; the middleware answers
+        record.finish("error", status=exc.status, error=exc.reason)
+        raise
+    except Exception as exc:
+        record.finish("error", status=500, error=f"internal mock error: {type(exc).__name__}")
+        raise
+
+
+async def _chat(
+    request: web.Request, state: MockState, record: Record, arrived: float
+) -> web.StreamResponse:
     key = bearer_key(request)
     record.key = mask_key(key) if key else None
     try:
@@ -111,12 +125,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             controls = parse_controls(request.headers)
         except ControlError as exc:
             raise MockError(400, str(exc), code="invalid_mock_control") from None
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            record.finish("error", status=413, error="request body too large")
-            raise
-        req = parse_chat_request(parse_json(raw))
+        req = parse_chat_request(parse_json(await request.read()))
         record.model, record.stream = req.model, req.stream
         record.transport = "sse" if req.stream else "json"
         record.request = scrub(req.raw, key)
@@ -131,16 +140,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return err.response()
     if reply.status >= 400:
         record.finish("error", status=reply.status, error="cassette error response")
-        return web.Response(status=reply.status, body=_body(reply), headers=_headers(reply))
+        return web.Response(
+            status=reply.status, body=join_frames(reply.frames), headers=_headers(reply)
+        )
     speed = state.config.speed
     state.stream_started()
     try:
         if req.stream:
             return await _stream_sse(request, state, reply, record, speed, arrived)
         return await _respond_json(request, reply, record, speed, arrived)
-    except (asyncio.CancelledError, ConnectionError):
-        record.finish("error" if state.draining else "client_disconnected")
-        raise
     finally:
         state.stream_ended()
 
@@ -154,17 +162,25 @@ async def _stream_sse(
     arrived: float,
 ) -> web.StreamResponse:
     plan = plan_reply(reply.frames, reply.faults, transport="sse", done=b"data: [DONE]\n\n")
-    headers = dict(SSE_HEADERS)
-    for name, value in (reply.headers or {}).items():
-        if name.lower() not in {k.lower() for k in headers} and name.lower() not in _HOP_HEADERS:
-            headers[name] = value
-    resp = web.StreamResponse(status=200, headers=headers)
+    ours = {k.lower() for k in SSE_HEADERS}
+    headers = {k: v for k, v in _headers(reply).items() if k.lower() not in ours}
+    resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     await resp.prepare(request)
     record.status = 200
-    await write_sse(
-        request, resp, plan, speed=speed, start=arrived, on_frame=record.tick,
-        precise=state.precise,
-    )
+    try:
+        await write_sse(
+            request, resp, plan, speed=speed, start=arrived, on_frame=record.tick,
+            precise=state.precise,
+        )
+    except ConnectionError:
+        raise
+    except Exception as exc:
+        # The 200 head is out, so no error JSON can follow (the middleware's answer would be
+        # written into the body): break the stream instead, as a failing upstream would.
+        log.exception("SSE stream failed")
+        record.finish("error", error=f"internal mock error: {type(exc).__name__}")
+        break_connection(request.transport, reset=False)
+        return resp
     record.finish(plan.outcome)
     return resp
 
@@ -179,13 +195,10 @@ async def _respond_json(
     if "stall" in faults:
         delay += faults["stall"].params["ms"] / 1000
     await sleep_until(start + delay / speed if speed > 0 else start)
-    body = b"".join(f.data if isinstance(f.data, bytes) else f.data.encode() for f in frames)
+    body = join_frames(frames)
     for name in ("disconnect", "reset"):
         if name in faults:
-            if name == "reset":
-                reset_connection(request.transport)
-            elif request.transport is not None:
-                request.transport.close()
+            break_connection(request.transport, reset=name == "reset")
             record.finish(f"fault:{name}")
             return web.Response(status=200)
     outcome = "completed"

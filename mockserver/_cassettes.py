@@ -75,7 +75,7 @@ from pathlib import Path
 from typing import Any
 
 from mockserver._faults import FaultError, parse_faults
-from mockserver._frames import Frame
+from mockserver._frames import Frame, join_frames
 
 __all__ = [
     "FORMAT_VERSION",
@@ -163,10 +163,8 @@ class Cassette:
     def _convert(self, transport: str) -> list[Frame]:
         if self.status >= 400:
             if transport == "ws":
-                body = b"".join(f.data if isinstance(f.data, bytes) else f.data.encode()
-                                for f in self.frames)
                 at = self.frames[-1].at if self.frames else 0.0
-                return [Frame(at, body.decode("utf-8", "replace"))]
+                return [Frame(at, join_frames(self.frames).decode("utf-8", "replace"))]
             return [Frame(f.at, f.data.encode() if isinstance(f.data, str) else f.data)
                     for f in self.frames]
         return convert_frames(self.frames, self.transport, transport)

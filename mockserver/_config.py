@@ -13,7 +13,6 @@ from ._latency import JITTERS
 
 __all__ = [
     "CONTROL_NAMES",
-    "SHIPPED_CASSETTES",
     "ControlError",
     "MockConfig",
     "RequestControls",
@@ -23,7 +22,6 @@ __all__ = [
     "parse_rate_limit",
 ]
 
-SHIPPED_CASSETTES = SHIPPED_DIR
 PLACEHOLDER_KEYS = frozenset({"", "YOUR_HOLYSHEEP_API_KEY", "YOUR_API_KEY", "sk-xxx"})
 MAX_CONTROL_VALUE = 1e7  # largest X-Mock-TTFT-Ms / -TPS / -Jitter-Ms accepted
 # Per-request control headers (same names as query parameters on the WebSocket URL).
@@ -127,7 +125,7 @@ class MockConfig:
     @property
     def cassette_paths(self) -> tuple[Path, ...]:
         """Folders/files to load cassettes from."""
-        return (SHIPPED_CASSETTES,) if self.cassettes is None else self.cassettes
+        return (SHIPPED_DIR,) if self.cassettes is None else self.cassettes
 
     def faults(self) -> list[FaultSpec]:
         """The server-wide faults."""

@@ -6,6 +6,7 @@ Both sources of a reply — a replayed cassette and the deterministic generator 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -20,3 +21,8 @@ class Frame:
 
     at: float
     data: bytes | str
+
+
+def join_frames(frames: Iterable[Frame]) -> bytes:
+    """The frames' payloads as one body (text frames encoded as UTF-8)."""
+    return b"".join(f.data if isinstance(f.data, bytes) else f.data.encode() for f in frames)

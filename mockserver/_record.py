@@ -8,7 +8,7 @@ Entry points that ``create_app`` wires when ``config.record_upstream`` is set (t
     # GET /v1/ws/chat, instead of the mock's own WebSocket handler (before upgrading):
     return await proxy_ws(request, state, record)
 
-``record`` is the optional journal record: it gets ``tick()`` per chunk relayed, ``cassette``
+``record`` is the request's journal record: it gets ``tick()`` per chunk relayed, ``cassette``
 set to the saved cassette's name, and ``finish(outcome, status=...)`` with ``completed``,
 ``client_disconnected`` or ``error``. Each proxied request or WebSocket uses its own upstream
 HTTP session, closed when it ends. Nothing else of the mock is used: auth is the upstream's
@@ -46,8 +46,6 @@ import asyncio
 import json
 import os
 import re
-import socket
-import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -56,7 +54,10 @@ import aiohttp
 from aiohttp import web
 
 from mockserver._cassettes import Cassette, normalise_request, request_digest, save_cassette
+from mockserver._errors import error_body
 from mockserver._frames import Frame
+from mockserver._journal import Record
+from mockserver._sse import break_connection
 
 __all__ = [
     "FORWARDED_REQUEST_HEADERS",
@@ -100,8 +101,7 @@ _GENERIC = (
 
 
 def _error(status: int, message: str) -> web.Response:
-    body = {"error": {"message": message, "type": "server_error", "param": None,
-                      "code": "upstream_error"}}
+    body = error_body(message, type="server_error", code="upstream_error")
     return web.json_response(body, status=status)
 
 
@@ -185,36 +185,8 @@ def _was_reset(exc: BaseException) -> bool:
     return isinstance(exc, aiohttp.ClientOSError) or "ConnectionResetError" in str(exc)
 
 
-def _break_connection(request: web.Request, *, reset: bool) -> None:
-    """End the client's connection early: a clean FIN, or a TCP RST (SO_LINGER 0)."""
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if reset and sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-    else:
-        transport.close()
-
-
 def _allowed_headers(headers: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower() in HEADER_ALLOWLIST}
-
-
-class _NoJournal:
-    """Stands in for a journal record when the caller keeps none."""
-
-    cassette: str | None = None
-    model: str | None = None
-    stream: bool = False
-    transport: str = "json"
-
-    def tick(self) -> None:
-        """Count one frame (ignored)."""
-
-    def finish(self, outcome: str, *, status: int | None = None, error: str | None = None) -> None:
-        """Close the record (ignored)."""
 
 
 def _session() -> aiohttp.ClientSession:
@@ -243,7 +215,9 @@ class Recorder:
         headers["Accept-Encoding"] = "identity"
         return headers
 
-    def _unreachable(self, scrubber: Scrubber, exc: BaseException, journal: Any) -> web.Response:
+    def _unreachable(
+        self, scrubber: Scrubber, exc: BaseException, journal: Record
+    ) -> web.Response:
         message = scrubber.text(
             f"record mode: cannot reach the upstream {self.upstream}: {exc.__class__.__name__}"
         )
@@ -282,7 +256,7 @@ class Recorder:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def keep(self, recording: Cassette, scrubber: Scrubber, journal: Any) -> None:
+    def keep(self, recording: Cassette, scrubber: Scrubber, journal: Record) -> None:
         """Save a finished recording and name it in the journal record."""
         # A request without a messages list (the upstream refused it) would make a cassette
         # that matches every request: such replies are relayed but never saved.
@@ -290,13 +264,12 @@ class Recorder:
             journal.cassette = self.save(recording, scrubber).stem
 
     async def record_chat(
-        self, request: web.Request, body: Any, journal: Any = None
+        self, request: web.Request, body: Any, journal: Record
     ) -> web.StreamResponse:
         """Proxy one ``POST /chat/completions`` to the upstream and record the response.
 
         ``body`` is the decoded JSON; it is forwarded as is (the upstream validates it).
         """
-        journal = journal or _NoJournal()
         scrubber = Scrubber(_secrets_of(request))
         fields = body if isinstance(body, dict) else {}
         streaming = fields.get("stream") is True
@@ -342,7 +315,7 @@ class Recorder:
         recording: Cassette,
         scrubber: Scrubber,
         t0: float,
-        journal: Any,
+        journal: Record,
     ) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         resp = web.StreamResponse(status=upstream.status, headers=recording.headers)
@@ -374,7 +347,7 @@ class Recorder:
             # The upstream broke mid-stream: break the client's body the same way, and keep the
             # failure as a replayable fault on the recording (it is real upstream behaviour).
             how = "reset" if _was_reset(exc) else "disconnect"
-            _break_connection(request, reset=how == "reset")
+            break_connection(request.transport, reset=how == "reset")
             if frames:
                 recording.fault = f"{how}:after={len(frames)}"
                 self.keep(recording, scrubber, journal)
@@ -389,9 +362,8 @@ class Recorder:
             journal.finish(outcome, status=upstream.status)
         return resp
 
-    async def record_ws(self, request: web.Request, journal: Any = None) -> web.StreamResponse:
+    async def record_ws(self, request: web.Request, journal: Record) -> web.StreamResponse:
         """Proxy one ``/ws/chat`` WebSocket to the upstream, recording each stream."""
-        journal = journal or _NoJournal()
         scrubber = Scrubber(_secrets_of(request))
         scheme = "wss" if self.upstream.startswith("https") else "ws"
         url = scheme + self.upstream[self.upstream.index(":"):] + "/ws/chat"
@@ -449,7 +421,7 @@ def _match_key(body: dict[str, Any]) -> dict[str, Any]:
 class _WSRecording:
     """The state of one proxied WebSocket: the stream being recorded, if any."""
 
-    def __init__(self, recorder: Recorder, scrubber: Scrubber, journal: Any) -> None:
+    def __init__(self, recorder: Recorder, scrubber: Scrubber, journal: Record) -> None:
         self.recorder = recorder
         self.scrubber = scrubber
         self.journal = journal
@@ -541,12 +513,12 @@ def _recorder(state: Any) -> Recorder:
 
 
 async def proxy_http(
-    request: web.Request, body: Any, state: Any, record: Any = None
+    request: web.Request, body: Any, state: Any, record: Record
 ) -> web.StreamResponse:
     """Record mode for ``POST /v1/chat/completions`` (``state.config`` names the upstream)."""
     return await _recorder(state).record_chat(request, body, record)
 
 
-async def proxy_ws(request: web.Request, state: Any, record: Any = None) -> web.StreamResponse:
+async def proxy_ws(request: web.Request, state: Any, record: Record) -> web.StreamResponse:
     """Record mode for ``GET /v1/ws/chat`` (``state.config`` names the upstream)."""
     return await _recorder(state).record_ws(request, record)

@@ -20,8 +20,8 @@ from ._faults import Plan
 __all__ = [
     "DONE",
     "SSE_HEADERS",
+    "break_connection",
     "encode_event",
-    "reset_connection",
     "sleep_until",
     "write_sse",
 ]
@@ -65,9 +65,13 @@ async def sleep_until(deadline: float, *, precise: bool = False) -> None:
         await asyncio.sleep(0)
 
 
-def reset_connection(transport: asyncio.BaseTransport | None) -> None:
-    """Abort with a TCP RST: SO_LINGER 0 makes close() discard the socket instead of a FIN."""
+def break_connection(transport: asyncio.BaseTransport | None, *, reset: bool) -> None:
+    """End a connection early: a clean FIN, or with ``reset`` a TCP RST (SO_LINGER 0 makes
+    close() discard the socket instead of sending a FIN)."""
     if transport is None:
+        return
+    if not reset:
+        transport.close()
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
@@ -119,14 +123,9 @@ async def write_sse(
         else:
             await resp.write(data)
         on_frame()
-    transport = request.transport
-    if plan.end == "close":
-        # A clean FIN before the chunked body is complete: "connection closed early".
-        await _flush(transport)
-        if transport is not None:
-            transport.close()
-    elif plan.end == "reset":
-        await _flush(transport)
-        reset_connection(transport)
+    if plan.end in ("close", "reset"):
+        # A FIN (or RST) before the chunked body is complete: "connection closed early".
+        await _flush(request.transport)
+        break_connection(request.transport, reset=plan.end == "reset")
     else:
         await resp.write_eof()

@@ -47,14 +47,15 @@ class InjectedStatus(Exception):
 
 @dataclass(slots=True)
 class Reply:
-    """Frames for one transport ("sse", "ws" or "json"), the faults that fired, the source."""
+    """Frames for one transport ("sse", "ws" or "json"), the faults that fired, status, headers.
 
-    transport: str
+    A status >= 400 (a recorded error) makes ``frames`` the error body, not a stream.
+    """
+
     frames: Iterable[Frame]  # lazy for generated replies; a list for cassettes and JSON
     faults: dict[str, FaultSpec]
     status: int = 200
     headers: dict[str, str] | None = None
-    cassette: str | None = None
 
 
 class MockState:
@@ -115,7 +116,7 @@ class MockState:
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
             )
             code = "missing_api_key"
-        elif not self.config.accepts(key) and self.config.keys is None:
+        elif self.config.keys is None:  # any key but a placeholder would have been accepted
             message = (
                 f"The API key {key.strip()!r} is a placeholder. Set HOLYSHEEP_API_KEY to a real "
                 "key (the mock accepts any other key, e.g. sk-holynb-mock)."
@@ -196,17 +197,13 @@ class MockState:
                 )
             )
         if cassette is not None:
-            if cassette.status >= 400:
-                # A recorded error answers any transport with its body as recorded.
-                return Reply(transport, list(cassette.frames), faults, cassette.status,
-                             dict(cassette.headers), cassette.name)
+            # A recorded error (status >= 400) answers any transport with its body.
             try:
                 frames = cassette.frames_for(transport)
             except ValueError as exc:
                 raise MockError(400, f"cassette {cassette.name!r}: {exc}",
                                 code="cassette_transport_mismatch") from None
-            return Reply(transport, frames, faults, cassette.status,
-                         cassette.headers_for(transport), cassette.name)
+            return Reply(frames, faults, cassette.status, cassette.headers_for(transport))
         created = int(time.time()) if seed is None else SEEDED_CREATED
         completion = make_completion(req, seed=seed, rng=rng, created=created)
         profile = profile_for(
@@ -231,12 +228,12 @@ class MockState:
         end = times[-1] if times else 0.0
         if transport == "json":
             body = json.dumps(completion_body(completion), ensure_ascii=False).encode()
-            return Reply(transport, [Frame(end, body)], faults)
+            return Reply([Frame(end, body)], faults)
         if transport == "sse":
             frames = _frames(times, iter_chunk_payloads(completion), end, encode_event, DONE)
         else:
             frames = _frames(times, iter_chunk_payloads(completion), end, str, "[DONE]")
-        return Reply(transport, frames, faults)
+        return Reply(frames, faults)
 
 
 def _frames(

@@ -9,6 +9,7 @@ open; auth failures close with 1008, "try again later" with 1013, server faults 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -21,9 +22,10 @@ from ._app import STATE, bearer_key
 from ._config import ControlError, RequestControls, mask_key, parse_controls
 from ._errors import MockError
 from ._faults import Plan, plan_reply
+from ._frames import join_frames
 from ._journal import Record
 from ._request import parse_chat_request, parse_json
-from ._sse import reset_connection, sleep_until
+from ._sse import break_connection, sleep_until
 from ._state import InjectedStatus, MockState, Reply, scrub
 
 __all__ = ["ws_chat"]
@@ -44,7 +46,7 @@ def _error_frame(err: MockError) -> str:
 
 def _recorded_error(reply: Reply) -> str:
     """A recorded HTTP error body as a WebSocket error frame (with its status)."""
-    raw = b"".join(f.data if isinstance(f.data, bytes) else f.data.encode() for f in reply.frames)
+    raw = join_frames(reply.frames)
     try:
         body = json.loads(raw)
         body["error"]["status"] = reply.status
@@ -100,7 +102,6 @@ class _Connection:
         self.loop = asyncio.get_running_loop()
         self.send_lock = asyncio.Lock()
         self.task: asyncio.Task[None] | None = None
-        self.record: Record | None = None
         self.running = asyncio.Event()
         self.running.set()
         self.paused_at: float | None = None
@@ -151,9 +152,8 @@ class _Connection:
                     MockError(400, "Binary frames are not supported; send JSON text frames.",
                               code="unsupported_frame")
                 )
-            elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                return
-            elif msg.type == WSMsgType.ERROR:
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                              WSMsgType.ERROR):
                 return
 
     async def on_text(self, data: str) -> None:
@@ -180,10 +180,12 @@ class _Connection:
         if kind == "ping":
             await self.send('{"type":"pong"}')
         elif kind == "cancel":
-            if self.streaming:
+            if self.task is not None and not self.task.done():
                 self.cancelled = True
-                assert self.task is not None
                 self.task.cancel()
+                # Wait for the stream's [DONE]: a request sent right after the cancel must
+                # not find the stream still running (and get stream_in_progress).
+                await asyncio.wait([self.task])
         elif kind == "pause":
             if self.running.is_set():
                 self.running.clear()
@@ -229,6 +231,9 @@ class _Connection:
             record.finish("error", status=err.status, error=err.message)
             await self.send_error(err)
             return
+        except Exception as exc:  # a bug: run() answers with an error frame
+            record.finish("error", status=500, error=f"internal mock error: {type(exc).__name__}")
+            raise
         if reply.status >= 400:
             record.finish("error", status=reply.status, error="cassette error response")
             await self.send(_recorded_error(reply))
@@ -236,7 +241,6 @@ class _Connection:
         record.status = 200
         self.running.set()
         self.paused_at, self.paused_total, self.cancelled = None, 0.0, False
-        self.record = record
         self.task = asyncio.create_task(self.stream(reply, record, arrived))
 
     async def stream(self, reply: Reply, record: Record, arrived: float) -> None:
@@ -250,7 +254,8 @@ class _Connection:
         except asyncio.CancelledError:
             if self.cancelled:
                 record.finish("cancelled")
-                await self.send("[DONE]")
+                with contextlib.suppress(ConnectionError):  # the client may be gone already
+                    await self.send("[DONE]")
             else:
                 record.finish("error" if self.state.draining else "client_disconnected")
                 raise
@@ -298,11 +303,8 @@ class _Connection:
             record.tick()
 
     async def _end(self, plan: Plan) -> None:
-        if plan.end == "close":
-            if self.request.transport is not None:
-                self.request.transport.close()
-        elif plan.end == "reset":
-            reset_connection(self.request.transport)
+        if plan.end in ("close", "reset"):
+            break_connection(self.request.transport, reset=plan.end == "reset")
         elif plan.end == "ws-close":
             await self.ws.close(code=plan.close_code or 1011, message=b"injected close")
 

@@ -124,6 +124,22 @@ async def test_body_cut_mid_chunk_is_interrupted(raw_server):
     assert info.value.partial_text == "Hel"
 
 
+async def test_body_cut_after_done_still_completes(raw_server):
+    async def cut_after_done(reader, writer):
+        # [DONE] arrives, then the connection drops without the terminating 0-size chunk.
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"%x\r\n%s\r\n" % (len(EVENTS), EVENTS))
+        await writer.drain()
+        writer.close()
+
+    async with AsyncClient(base_url=await raw_server(cut_after_done), api_key=KEY) as c:
+        async with c.stream(PROMPT) as s:
+            assert await collect(s) == ["Hi"]
+    assert s.done and s.finish_reason == "stop"
+
+
 async def test_pool_limits_and_close():
     transport = PooledHTTP11Transport(max_connections=2, max_keepalive=1)
     async with httpx.AsyncClient(transport=transport) as http:

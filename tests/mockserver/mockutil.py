@@ -31,7 +31,6 @@ class RawResponse:
     chunks: list[bytes] = field(default_factory=list)  # one per server write (chunked body)
     complete: bool = False  # terminating zero-length chunk received
     error: BaseException | None = None  # e.g. ConnectionResetError on a TCP RST
-    raw: bytes = b""
     recv_times: list[float] = field(default_factory=list)
 
     @property
@@ -93,7 +92,6 @@ def raw_request(
             _parse(buf, out)
             if stop_after is not None and len(out.chunks) >= stop_after:
                 break
-        out.raw = buf
         _parse(buf, out)
     finally:
         sock.close()

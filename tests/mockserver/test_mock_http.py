@@ -263,3 +263,31 @@ def test_concurrent_streams_all_complete(holy_mock_factory) -> None:
 
     assert asyncio.run(main()) == [20] * 50
     assert all(r["outcome"] == "completed" for r in mock.journal())
+
+
+def test_journal_closes_a_request_whose_body_never_arrives(holy_mock: MockServer) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(holy_mock.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Authorization: {AUTH['Authorization']}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n{\"model\":".encode()
+        )
+        wait_for(holy_mock.journal)
+    rec = wait_for(lambda: next((x for x in holy_mock.journal() if x["ended"]), None), timeout=2)
+    assert rec["outcome"] == "client_disconnected"
+
+
+def test_a_mock_bug_mid_stream_breaks_the_body(holy_mock: MockServer, monkeypatch) -> None:
+    async def broken(request, resp, plan, **kw) -> None:
+        await resp.write(b"data: {}\n\n")
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("mockserver._app.write_sse", broken)
+    r = raw_request(holy_mock.url, "/v1/chat/completions", chat(stream=True))
+    assert r.status == 200 and r.chunks == [b"data: {}\n\n"] and not r.complete
+    (rec,) = holy_mock.journal()
+    assert rec["outcome"] == "error" and rec["error"] == "internal mock error: RuntimeError"

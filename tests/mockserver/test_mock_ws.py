@@ -348,3 +348,17 @@ async def test_oversize_frame_closes_with_1009(holy_mock_factory) -> None:
         await ws.send_str(request("x" * 5000))
         msg = await ws.receive(timeout=5)
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1009
+
+
+async def test_request_right_after_cancel_is_served(holy_mock_factory) -> None:
+    mock = holy_mock_factory(tps=20)
+    async with connect(mock) as ws:
+        await ws.send_str(request(max_tokens=50))
+        await ws.receive(timeout=5)
+        # Back to back, without waiting for the cancelled stream's [DONE].
+        await ws.send_str('{"type":"cancel"}')
+        await ws.send_str(request("after cancel", max_tokens=3))
+        assert (await collect(ws))[-1] == "[DONE]"  # the cancelled stream
+        msgs = await collect(ws)
+        assert msgs[-1] == "[DONE]" and len(msgs) == 4, msgs
+    assert [r["outcome"] for r in mock.journal()] == ["cancelled", "completed"]

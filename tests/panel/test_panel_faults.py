@@ -176,6 +176,23 @@ async def test_retry_countdown_is_live_then_the_reply_arrives(
     assert mock.journal()[-1]["outcome"] == "completed"
 
 
+async def test_stop_during_the_retry_countdown_hides_the_countdown(
+    holy_mock_factory: Any, make_panel: Any, tmp_path: Any
+) -> None:
+    prompt = "rate limit me, then stop"
+    write_error_cassette(tmp_path, "a-429", prompt, status=429, headers={"retry-after": "5"})
+    mock = holy_mock_factory(cassettes=tmp_path)
+    panel = make_panel(mock)
+    task = panel.send(prompt)
+    async with asyncio.timeout(5):
+        while "retrying in" not in panel.banner:
+            await asyncio.sleep(0.01)
+    panel.stop()
+    await task
+    assert panel._messages[-1].status == "stopped"
+    assert panel.banner == ""  # no frozen "retrying in …" left behind
+
+
 async def test_retry_button_streams_a_fresh_reply(
     holy_mock_factory: Any, make_panel: Any, tmp_path: Any
 ) -> None:
