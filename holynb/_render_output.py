@@ -16,6 +16,7 @@ import uuid
 from typing import Any, Protocol, TextIO
 
 from holynb._render import Budget, Emit, LiveMarkdown
+from holynb._render_safe import safe_markdown
 
 __all__ = ["FORMATS", "Output", "RichOutput", "TextOutput", "extract_code", "final_bundle"]
 
@@ -57,10 +58,10 @@ def final_bundle(fmt: str, text: str) -> tuple[dict[str, Any], Any, str | None]:
         body = extract_code(text, "html") if "```" in text or "~~~" in text else text
         return {"text/html": _sanitize(body), "text/plain": body}, body, None
     if fmt == "code":
-        return {"text/markdown": text, "text/plain": text}, extract_code(text), None
+        return {"text/markdown": safe_markdown(text), "text/plain": text}, extract_code(text), None
     if fmt == "text":
         return {"text/plain": text}, text, None
-    return {"text/markdown": text, "text/plain": text}, text, None
+    return {"text/markdown": safe_markdown(text), "text/plain": text}, text, None
 
 
 def _sanitize(html: str) -> str:
@@ -112,7 +113,7 @@ class RichOutput:
 
     def _emit(self, emit: Emit) -> None:
         did = f"{self._prefix}-{emit.slot}"
-        self._publish({"text/markdown": emit.text}, did, update=emit.op == "update")
+        self._publish({"text/markdown": safe_markdown(emit.text)}, did, update=emit.op == "update")
 
     def feed(self, delta: str) -> None:
         """Take one streamed delta."""
@@ -176,7 +177,8 @@ class RichOutput:
                 self._status_id = None
                 if final.strip():
                     self._paced()
-                    self._publish({"text/markdown": final, "text/plain": text}, None, update=False)
+                    bundle = {"text/markdown": safe_markdown(final), "text/plain": text}
+                    self._publish(bundle, None, update=False)
             else:
                 for emit in self.live.finish():
                     self._paced()
