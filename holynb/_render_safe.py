@@ -35,8 +35,8 @@ _parser = MarkdownIt("commonmark")
 
 def safe_markdown(text: str) -> str:
     """Return ``text`` with raw HTML and unsafe link schemes neutralised outside code."""
-    if "<" not in text and "&" not in text and ":" not in text:
-        return text  # nothing to neutralise (most streamed blocks)
+    if "<" not in text and "&" not in text and "](" not in text and "]:" not in text:
+        return text  # no HTML, entity or link destination: nothing to neutralise (most blocks)
     fenced: set[int] = set()
     for token in _parser.parse(text):
         if token.type == "fence" and token.map:
