@@ -29,14 +29,14 @@ import queue
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import KernelManager
 
 from mockserver import MOCK_KEY, MockServer
+from mockserver._cassettes import SHIPPED_DIR, content_deltas, load_cassette
 
-CASSETTE = Path(__file__).parents[1] / "mockserver" / "cassettes" / "long-markdown.json"
+CASSETTE = SHIPPED_DIR / "long-markdown.json"
 
 NAIVE_CELL = """\
 from IPython.display import Markdown, display
@@ -53,17 +53,8 @@ with holynb.Client() as _c:
 
 def cassette() -> tuple[str, list[tuple[float, str]]]:
     """(prompt, [(offset s, delta)]) of the long Markdown cassette."""
-    doc = json.loads(CASSETTE.read_text(encoding="utf-8"))
-    deltas = []
-    for frame in doc["frames"]:
-        data = frame["text"].removeprefix("data: ").strip()
-        if data == "[DONE]":
-            continue
-        choices = json.loads(data).get("choices") or [{}]
-        content = choices[0].get("delta", {}).get("content")
-        if content:
-            deltas.append((float(frame["at"]), content))
-    return doc["match"]["prompt"], deltas
+    doc = load_cassette(CASSETTE)
+    return doc.match["prompt"], content_deltas(doc)
 
 
 def run_cell(kc: Any, code: str) -> list[dict[str, Any]]:

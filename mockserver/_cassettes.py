@@ -87,6 +87,7 @@ __all__ = [
     "CassetteStore",
     "UnknownCassetteError",
     "completion_from_messages",
+    "content_deltas",
     "convert_frames",
     "dump_cassette",
     "load_cassette",
@@ -628,6 +629,24 @@ def ws_to_sse(frames: list[Frame]) -> list[Frame]:
 def _message_texts(frames: list[Frame], transport: str) -> list[str]:
     messages = sse_to_ws(frames) if transport == "sse" else frames
     return [m.data for m in messages if isinstance(m.data, str)]
+
+
+def content_deltas(cassette: Cassette) -> list[tuple[float, str]]:
+    """The reply text of a streamed cassette as ``(offset s, delta)``, one per content chunk."""
+    out: list[tuple[float, str]] = []
+    messages = sse_to_ws(cassette.frames) if cassette.transport == "sse" else cassette.frames
+    for message in messages:
+        if not isinstance(message.data, str) or message.data == "[DONE]":
+            continue
+        try:
+            chunk = json.loads(message.data)
+        except json.JSONDecodeError:
+            continue  # a recorded malformed chunk carries no text
+        for choice in chunk.get("choices") or [] if isinstance(chunk, dict) else []:
+            content = (choice.get("delta") or {}).get("content")
+            if isinstance(content, str) and content:
+                out.append((message.at, content))
+    return out
 
 
 def completion_from_messages(messages: Iterable[str]) -> dict[str, Any]:

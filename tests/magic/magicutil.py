@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 from IPython.core.displaypub import DisplayPublisher
 
-CASSETTES = Path(__file__).parents[2] / "mockserver" / "cassettes"
+from mockserver._cassettes import SHIPPED_DIR, content_deltas, load_cassette
 
 
 class Recorder(DisplayPublisher):
@@ -58,16 +56,11 @@ class Recorder(DisplayPublisher):
         return [m for m in self.messages if m["type"] != "clear_output"]
 
 
+def shipped_prompt(name: str) -> str:
+    """The prompt a shipped cassette answers."""
+    return load_cassette(SHIPPED_DIR / f"{name}.json").match["prompt"]
+
+
 def cassette_deltas() -> list[str]:
     """The text deltas of the shipped long Markdown cassette, in order."""
-    doc = json.loads((CASSETTES / "long-markdown.json").read_text(encoding="utf-8"))
-    deltas = []
-    for frame in doc["frames"]:
-        data = frame["text"].removeprefix("data: ").strip()
-        if data == "[DONE]":
-            continue
-        choices = json.loads(data).get("choices") or [{}]
-        content = choices[0].get("delta", {}).get("content")
-        if content:
-            deltas.append(content)
-    return deltas
+    return [delta for _, delta in content_deltas(load_cassette(SHIPPED_DIR / "long-markdown.json"))]

@@ -12,7 +12,7 @@ from typing import Any
 import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
-from magicutil import CASSETTES, cassette_deltas
+from magicutil import cassette_deltas, shipped_prompt
 from nbclient import NotebookClient
 
 from mockserver import MOCK_KEY, MockServer
@@ -23,17 +23,12 @@ LONG_PROMPT = "Explain how to stream chat completions into a Jupyter notebook."
 SECRET = "sk-holynb-kernel-secret-0a1b2c3d4e5f"
 
 
-def code_prompt() -> str:
-    doc = json.loads((CASSETTES / "code-answer.json").read_text(encoding="utf-8"))
-    return doc["match"]["prompt"]
-
-
 CELLS = {
     "load": "%load_ext holynb",
     "config_before": "%holy config",
     "mock_start": "%holy mock start --ttft-ms 0 --tps 0 --speed 10",
     "long": f"%%holy\n{LONG_PROMPT}",
-    "code": f"%%holy -f code -o snippet\n{code_prompt()}",
+    "code": f"%%holy -f code -o snippet\n{shipped_prompt('code-answer')}",
     "snippet": "print(len(snippet) > 0, '```' in snippet)",
     "chat1": "%holy -c --max-tokens 3 first question",
     "chat2": "%holy -c --max-tokens 3 second question",

@@ -10,7 +10,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from magicutil import Recorder, cassette_deltas
+from magicutil import Recorder, cassette_deltas, shipped_prompt
 
 from holynb import _config
 from holynb._magic import HolyInterrupt, HolyMagics
@@ -186,12 +186,7 @@ def test_format_code_puts_the_code_in_the_next_cell(
     use_mock(holy_mock_factory(speed=0))
     ip.rl_next_input = None
     # The shipped code-answer cassette replies with a fenced Python block.
-    from mockserver._cassettes import load_cassette
-
-    cassette = load_cassette(
-        __import__("pathlib").Path(__file__).parents[2] / "mockserver/cassettes/code-answer.json"
-    )
-    prompt = cassette.match["prompt"]
+    prompt = shipped_prompt("code-answer")
     ip.run_cell_magic("holy", "-f code -o code", prompt)
     code = ip.rl_next_input
     assert code and "```" not in code
