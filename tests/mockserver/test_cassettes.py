@@ -16,6 +16,8 @@ from mockserver._cassettes import (
     CassetteStore,
     UnknownCassetteError,
     completion_from_messages,
+    content_deltas,
+    convert_frames,
     dump_cassette,
     load_cassette,
     normalise_request,
@@ -416,3 +418,14 @@ def test_shipped_cassettes_look_like_a_real_upstream() -> None:
             assert c.headers["content-type"].startswith("text/event-stream")
     usage_chunks = [json.loads(m.data) for m in store.get("usage-chunk").frames_for("ws")[:-1]]
     assert usage_chunks[-1]["choices"] == [] and usage_chunks[-1]["usage"]["completion_tokens"] > 50
+
+
+def test_content_deltas_rebuild_each_shipped_reply() -> None:
+    for path in SHIPPED:
+        cassette = load_cassette(path)
+        deltas = content_deltas(cassette)
+        messages = convert_frames(cassette.frames, cassette.transport, "ws")
+        body = completion_from_messages(m.data for m in messages if isinstance(m.data, str))
+        assert "".join(d for _, d in deltas) == (body["choices"][0]["message"]["content"] or "")
+        offsets = [at for at, _ in deltas]
+        assert offsets == sorted(offsets)
