@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from client_helpers import KEY, PROMPT, collect, wait_ended
+from client_helpers import KEY, PROMPT, client_sockets, collect, wait_ended
 
 from holynb import AsyncClient, StreamTimeout
 
@@ -108,7 +108,7 @@ async def test_leaving_early_closes_upstream_within_100ms(holy_mock, make_client
     assert not s.done and s.stats.total_s is not None
     if transport == "sse":
         # The half-read connection was closed, not pooled.
-        assert not client._sse.http._transport._open
+        assert client_sockets(holy_mock.url) == 0
 
 
 async def test_cancelling_the_task_closes_upstream(holy_mock, make_client, transport):
