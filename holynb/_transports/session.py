@@ -378,7 +378,9 @@ def connect_failure(
             host=host,
             hint=_TLS_HINT,
         )
-    if isinstance(exc, aiohttp.ClientConnectorSSLError | ssl.SSLError):
+    if isinstance(exc, aiohttp.ClientConnectorSSLError | ssl.SSLError) or (
+        isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ssl.SSLError)
+    ):
         return ConnectError(
             f"The TLS handshake with {host} failed: {detail}", kind="tls", host=host, hint=_TLS_HINT
         )
