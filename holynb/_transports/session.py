@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import logging
 import ssl
 import urllib.parse
@@ -44,6 +45,7 @@ log = logging.getLogger("holynb")
 
 MAX_REDIRECTS = 5
 _MAX_ERROR_BODY = 64 * 1024
+_LARGE_BODY = 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Large socket reads let one read carry many SSE events (the stream parses batches).
 _READ_BUFSIZE = 256 * 1024
@@ -205,11 +207,16 @@ class Session:
         timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
         proxy = self.proxy_for(url)
+        # aiohttp writes a large bytes body in one call that blocks the loop; a file object is
+        # streamed in pieces. A fresh one per send, so a redirect or retry re-sends it whole.
+        body: bytes | io.BytesIO | None = data
+        if data is not None and len(data) > _LARGE_BODY:
+            body = io.BytesIO(data)
         try:
             return await self.http.request(
                 method,
                 url,
-                data=data,
+                data=body,
                 headers=self.headers_for(url, headers),
                 proxy=proxy,
                 timeout=timeout,
