@@ -116,3 +116,24 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
                  "SSL_CERT_DIR"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture
+def upstream_sync() -> Any:
+    """The chat upstream on a loop in a thread (for the sync Client); yields its base URL."""
+    import asyncio
+    import threading
+
+    from netservers import start_app, upstream_app
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runner, port = asyncio.run_coroutine_threadsafe(
+        start_app(upstream_app([])), loop
+    ).result(10)
+    yield f"http://127.0.0.1:{port}/v1"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()

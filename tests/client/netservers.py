@@ -58,14 +58,17 @@ class Upstream:
 
 
 def upstream_app(seen: list[dict[str, Any]], *, max_msg: int = 4 * 1024 * 1024) -> web.Application:
-    """The chat-completions upstream. Controls: header/query ``reasoning`` (count),
-    ``field`` (``reasoning_content`` | ``reasoning``), ``gap_ms`` (pause between chunks)."""
+    """The chat-completions upstream. Controls, as headers (SSE, JSON) or query parameters (WS):
+    ``X-Reasoning`` (thinking chunks), ``X-Field`` (``reasoning_content`` | ``reasoning``),
+    ``X-Gap-Ms`` (pause between chunks)."""
     routes = web.RouteTableDef()
 
     def controls(request: web.Request) -> tuple[int, str, float]:
-        get = lambda name, default: request.headers.get(f"X-{name}", request.query.get(name, default))  # noqa: E731
-        return (int(get("reasoning", "0")), get("field", "reasoning_content"),
-                float(get("gap_ms", "0")) / 1000)
+        def get(name: str, default: str) -> str:
+            return request.headers.get(name, request.query.get(name, default))
+
+        return (int(get("X-Reasoning", "0")), get("X-Field", "reasoning_content"),
+                float(get("X-Gap-Ms", "0")) / 1000)
 
     def record(request: web.Request, body: Any = None) -> None:
         seen.append({"method": request.method, "path": request.path,

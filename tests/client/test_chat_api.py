@@ -79,3 +79,36 @@ def test_tool_call_fragments_merge_by_index():
         {"id": "call_a", "type": "function", "function": {"name": "f1", "arguments": "{}"}},
         {"id": "call_b", "type": "function", "function": {"name": "f2", "arguments": '{"x": 1}'}},
     ]
+
+
+def test_reasoning_only_counts_chunks_and_times_to_the_end():
+    p = parser()
+    p.want_events()
+    thought = json.dumps({"choices": [{"index": 0, "delta": {"reasoning": "hmm"}}]})
+    assert p.feed_ws([thought, thought], 0.25) == []
+    assert p.started and p.reasoning_parts == ["hmm", "hmm"]
+    assert p.stats.reasoning_tokens == 2 and p.stats.ttfr_s == 0.25 and p.stats.ttft_s is None
+    p.stats.finish(1.0)
+    assert p.stats.reasoning_s == 0.75
+    assert [e.type for e in p.events] == ["reasoning", "reasoning"]
+
+
+def test_sse_events_error_event_and_other_types():
+    from holynb.sse import ServerSentEvent
+
+    p = parser()
+    events = [ServerSentEvent(data=chunk("a")), ServerSentEvent("ping", "{}"),
+              ServerSentEvent("error", "overloaded")]
+    assert p.feed_sse(events, 1.0) == ["a"]
+    assert isinstance(p.error, APIStatusError) and "overloaded" in p.error.message
+
+
+def test_build_body():
+    from holynb._apis.chat import build_body
+    from holynb._errors import ConfigError
+
+    body = build_body("m", "Hi", {"temperature": 0.5, "stream_options": None}, stream=True)
+    assert body == {"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+                    "stream": True, "temperature": 0.5}
+    with pytest.raises(ConfigError, match="stream="):
+        build_body("m", "Hi", {"stream": False}, stream=True)
