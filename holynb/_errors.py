@@ -2,9 +2,9 @@
 
 Every error has ``.message`` (what happened, one line, no advice) and ``.hint`` (what a caller
 of the Python API can do about it, may be ""); ``str(error)`` is the message followed by
-`` — hint``. Front ends (the notebook magic, the panel, the CLI) show ``.message`` with advice in
-their own words. Every error carries ``.partial_text``: the text delivered before the failure
-("" when none was).
+`` — hint``, as a sentence. Front ends (the notebook magic, the panel, the CLI) show
+``.message`` with advice in their own words. Every error carries ``.partial_text``: the text
+delivered before the failure ("" when none was).
 
     HolyError
     ├── ConfigError            bad or missing configuration (key, URL, option, header)
@@ -48,7 +48,8 @@ class HolyError(Exception):
         self.partial_text = partial_text
 
     def __str__(self) -> str:
-        return f"{self.message} — {self.hint}" if self.hint else self.message
+        text = f"{self.message} — {self.hint}" if self.hint else self.message
+        return text if text.endswith((".", "!", "?")) else f"{text}."
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"

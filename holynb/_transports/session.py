@@ -336,9 +336,8 @@ class Session:
 
     def interrupted(self, exc: BaseException, when: str) -> StreamInterrupted:
         """A connection that failed after the request was sent."""
-        detail = scrub(str(exc) or type(exc).__name__, *self.secrets)
         return StreamInterrupted(
-            f"The connection to {_host(self.base_url)} dropped {when} ({one_line(detail, 120)})",
+            f"The connection to {_host(self.base_url)} dropped {when} ({_why(exc, self.secrets)})",
             hint="retry the request",
         )
 
@@ -441,9 +440,23 @@ def connect_failure(
             hint=_URL_HINT,
         )
     return StreamInterrupted(
-        f"The connection to {host} closed before the reply started ({detail})",
+        f"The connection to {host} closed before the reply started ({_why(exc, secrets)})",
         hint="retry the request",
     )
+
+
+def _why(exc: BaseException, secrets: tuple[str | None, ...]) -> str:
+    """Why a connection broke after the request was sent, in a few words."""
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        text = str(exc)
+        if "content-encoding" in text.lower():
+            return "the compressed body could not be decoded"
+        return "the body ended before it was complete"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server disconnected"
+    if isinstance(exc, ConnectionResetError) or getattr(exc, "errno", None) == 104:
+        return "connection reset by the server"
+    return one_line(scrub(str(exc) or type(exc).__name__, *secrets), 120)
 
 
 def _reason(exc: BaseException) -> str:
