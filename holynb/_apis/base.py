@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from holynb._errors import ConfigError, HolyError
-from holynb._events import ReasoningDelta, StreamEvent, ToolCallDelta
+from holynb._events import ContentDelta, ReasoningDelta, StreamEvent, ToolCallDelta
 from holynb._stats import StreamStats
 from holynb.sse import ServerSentEvent
 
@@ -137,6 +137,7 @@ class StreamParser:
         "t0",
         "events",
         "_last",
+        "_recorded",
         "_first_reasoning",
         "_reasoning_reported",
         "_skip_malformed",
@@ -175,6 +176,7 @@ class StreamParser:
         self.started = False
         self.error: HolyError | None = None
         self._last: float | None = None
+        self._recorded = 0
         self._first_reasoning: float | None = None
         self._reasoning_reported = False
         if self.events is not None:
@@ -203,13 +205,32 @@ class StreamParser:
         if self.events is not None:
             self.events.append(ReasoningDelta(text))
 
-    def first_content(self, now: float) -> None:
-        """Bookkeeping of the first content delta (TTFT; the end of the reasoning phase)."""
+    def record_content(self, out: list[str], now: float) -> None:
+        """Record the content deltas at the end of ``out`` not recorded yet in this batch.
+
+        Text, events, TTFT (the first one, which also ends the reasoning phase) and ITL: deltas
+        read together arrive together, so the gaps between them are 0.0.
+        """
+        done = self._recorded
+        if len(out) == done:
+            return
+        fresh = out[done:] if done else out
+        self._recorded = len(out)
         stats = self.stats
-        stats.ttft_s = now - self.t0
-        if self._first_reasoning is not None:
-            stats.reasoning_s = now - self._first_reasoning
-        self.started = True
+        if self._last is None:
+            stats.ttft_s = now - self.t0
+            if self._first_reasoning is not None:
+                stats.reasoning_s = now - self._first_reasoning
+            self.started = True
+        else:
+            stats.itl_s.append(now - self._last)
+        if len(fresh) > 1:
+            stats.itl_s.extend([0.0] * (len(fresh) - 1))
+        self._last = now
+        self.parts.extend(fresh)
+        if self.events is not None:
+            self.events.extend(map(ContentDelta, fresh))
+        stats.tokens = len(self.parts)
 
     def record_usage(self, usage: Any) -> None:
         """Keep the usage object and its token counts (reasoning tokens when reported)."""

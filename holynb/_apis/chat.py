@@ -16,7 +16,6 @@ from holynb._apis.base import APISpec, Completion, StreamParser, build_messages
 from holynb._apis.errors import error_from_payload, one_line
 from holynb._config import scrub
 from holynb._errors import ConfigError, MalformedChunkError
-from holynb._events import ContentDelta
 from holynb._stats import StreamStats
 from holynb.sse import ServerSentEvent
 
@@ -66,28 +65,27 @@ class ChatParser(StreamParser):
 
     def feed_sse(self, events: list[ServerSentEvent], now: float) -> list[str]:
         """SSE: ``message`` events carry chunks; ``event: error`` carries an error."""
-        frames: list[str] = []
-        add = frames.append
-        for event in events:
-            kind = event.event
-            if kind == "message":
-                add(event.data)
-            elif kind == "error":
-                add(_as_error_payload(event.data))
-            # Other event types are not part of the chat-completions stream: ignored.
+        frames = [event.data for event in events if event.event == "message"]
+        if len(frames) != len(events):
+            # Rare: other event types. ``error`` ones keep their place; the rest are not part
+            # of the chat-completions stream and are ignored.
+            frames = [
+                event.data if event.event == "message" else _as_error_payload(event.data)
+                for event in events
+                if event.event in ("message", "error")
+            ]
         return self.feed_ws(frames, now)
 
     def feed_ws(self, frames: list[str], now: float) -> list[str]:
         """Chunk JSON texts (WebSocket frames, SSE data) received at ``now``."""
         out: list[str] = []
         emit = out.append
-        keep = self.parts.append
         events = self.events
-        stats = self.stats
-        itl = stats.itl_s.append
-        last = self._last
         loads = _loads
         chunks = 0
+        obj: Any = None
+        need_model = self.model is None
+        self._recorded = 0
         for data in frames:
             if data == _DONE:
                 self.done = True
@@ -98,10 +96,12 @@ class ChatParser(StreamParser):
                 delta = choice["delta"]
                 content = delta.get("content")
             except _JSONError:
+                self.record_content(out, now)
                 if self._malformed(data, chunks):
                     break
                 continue
             except (KeyError, IndexError, TypeError, AttributeError):
+                self.record_content(out, now)
                 if not isinstance(obj, dict):
                     # Valid JSON but not a chunk object: as unusable as broken JSON.
                     if self._malformed(data, chunks):
@@ -112,8 +112,12 @@ class ChatParser(StreamParser):
                     break
                 continue
             chunks += 1
-            if len(delta) != 1 or not content:
-                # Off the fast path: thinking, tool calls, a role, or an empty delta.
+            if content and len(delta) == 1 and events is None:
+                emit(content)  # the fast path: a plain content chunk, recorded per batch
+            else:
+                # Thinking, tool calls, a role or an empty delta, or typed events wanted:
+                # record in wire order.
+                self.record_content(out, now)
                 thought = _reasoning_of(delta)
                 if thought and isinstance(thought, str):
                     self.reasoning(thought, now)
@@ -121,28 +125,20 @@ class ChatParser(StreamParser):
                 if tool_calls and isinstance(tool_calls, list):
                     self.tools.add(tool_calls, events)
                     self.started = True
-            if content:
-                if last is None:
-                    self.first_content(now)
-                else:
-                    itl(now - last)
-                last = now
-                keep(content)
-                emit(content)
-                if events is not None:
-                    events.append(ContentDelta(content))
+                if content:
+                    emit(content)
+                    self.record_content(out, now)
             reason = choice.get("finish_reason")
             if reason:
                 self.finish_reason = reason
             usage = obj.get("usage")
             if usage:
                 self.record_usage(usage)
-            if self.model is None:
+            if need_model:
                 self.model = obj.get("model")
-        self._last = last
-        stats.chunks += chunks
-        if last is not None:
-            stats.tokens = len(self.parts)
+                need_model = self.model is None
+        self.record_content(out, now)
+        self.stats.chunks += chunks
         return out
 
     def _malformed(self, data: str, chunks: int) -> bool:
