@@ -234,11 +234,10 @@ async def serve_paced(tps: float) -> None:
             phase = phases[i % _PHASES]
             i += 1
             for stream in list(phase):
-                try:
-                    stream.writer.write(stream.items[stream.pos])
-                except (RuntimeError, OSError):
+                if stream.writer.is_closing():  # the client left (or was stopped)
                     phase.discard(stream)
                     continue
+                stream.writer.write(stream.items[stream.pos])
                 stream.pos += 1
                 if stream.pos == len(stream.items):
                     phase.discard(stream)
