@@ -82,6 +82,12 @@ class AsyncStream:
         self._idle_since = 0.0
         self._had_data = False
         self._iterator: AsyncIterator[Any] | None = None
+        # The read watchdog (see _arm): its timer, when it fires, the task blocked in a read,
+        # and the (phase, limit) of a deadline that expired.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._reader: asyncio.Task[Any] | None = None
+        self._expired: tuple[str, float | None] | None = None
 
     # -- results -------------------------------------------------------------------------------
 
@@ -144,8 +150,9 @@ class AsyncStream:
 
     def __aiter__(self) -> AsyncIterator[str]:
         """Iterate the answer text, delta by delta (thinking and tool calls are not included)."""
+        self._use("text")
         if self._iterator is None:
-            self._iterator = self._iterate(self.next_deltas)
+            self._iterator = self._iterate(self._next)
         return self._iterator
 
     def events(self) -> AsyncIterator[StreamEvent]:
@@ -215,6 +222,7 @@ class AsyncStream:
                 await iterator.aclose()  # type: ignore[attr-defined]
 
     async def _abort_attempt(self) -> None:
+        self._disarm()
         attempt, self._attempt = self._attempt, None
         if attempt is not None:
             await attempt.abort()
@@ -255,13 +263,17 @@ class AsyncStream:
                 # The idle clock restarts once the caller has consumed the previous batch.
                 self._idle_since = loop.time()
                 self._had_data = False
-            deadline, phase, limit = self._deadline()
+            task = self._arm(loop)
             try:
-                async with asyncio.timeout_at(deadline) as scope:
+                try:
                     batch = await attempt.read()
-            except TimeoutError:
-                if not scope.expired():
+                finally:
+                    self._reader = None
+            except asyncio.CancelledError:
+                expired, self._expired = self._expired, None
+                if expired is None or task.uncancel() > 0:
                     raise
+                phase, limit = expired
                 if phase == "idle" and parser.finish_reason is not None:
                     # Finished but the end marker never came: the reply is complete; the
                     # connection's state is unknown, so it is dropped rather than reused.
@@ -308,6 +320,46 @@ class AsyncStream:
                 return deltas
         return []
 
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any]:
+        """Mark this task as waiting on the network and make sure the watchdog covers it.
+
+        One timer per stream instead of a timeout scope per network read: the timer is armed
+        at the current deadline and re-armed when it fires early (the deadline moved on as data
+        arrived), so a read costs no timer work. It fires at most once per timeout period.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._reader = task
+        deadline = self._deadline()[0]
+        if deadline is not None and (self._timer is None or self._timer_at > deadline):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_deadline)
+            self._timer_at = deadline
+        return task
+
+    def _on_deadline(self) -> None:
+        """The watchdog fired: cancel the read if its deadline passed, else re-arm."""
+        self._timer = None
+        reader = self._reader
+        if reader is None or self._expired is not None:
+            return  # not waiting on the network now: the next read arms it again
+        deadline, phase, limit = self._deadline()
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:
+            self._timer = loop.call_at(deadline, self._on_deadline)
+            self._timer_at = deadline
+            return
+        self._expired = (phase, limit)
+        reader.cancel()
+
+    def _disarm(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
     def _deadline(self) -> tuple[float | None, str, float | None]:
         """The next deadline (loop time), its phase and the configured limit."""
         opts = self._opts
@@ -345,6 +397,7 @@ class AsyncStream:
 
     async def _complete(self, *, drain: bool) -> None:
         self._finished = True
+        self._disarm()
         attempt, self._attempt = self._attempt, None
         self.stats.finish(time.perf_counter() - self._parser.t0)
         if attempt is None:
@@ -361,6 +414,7 @@ class AsyncStream:
     def _fail_now(self, exc: HolyError) -> HolyError:
         """Record ``exc`` as the end of the stream and return it (with partial text)."""
         self._finished = True
+        self._disarm()
         self._pending_error = None
         self._failure = exc
         if not exc.partial_text:
