@@ -98,6 +98,32 @@ def render_ws_frames(n: int) -> bytes:
     return bytes(out)
 
 
+async def _read_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> tuple[str, str, bytes]:
+    """One request: (method, path, body); a WebSocket upgrade is accepted on the spot."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    body = b""
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    if "sec-websocket-key" in headers:
+        accept = base64.b64encode(
+            hashlib.sha1((headers["sec-websocket-key"] + _WS_GUID).encode()).digest()
+        ).decode()
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
+        )
+    return method, path, body
+
+
 async def serve(big: int, small: int) -> None:
     """Answer chat requests with pre-rendered bodies; ``max_tokens`` <= small gets the small one."""
     bodies = {True: render_sse_body(small), False: render_sse_body(big)}
@@ -106,26 +132,8 @@ async def serve(big: int, small: int) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        k, v = line.split(":", 1)
-                        headers[k.strip().lower()] = v.strip()
-                body = b""
-                if "content-length" in headers:
-                    body = await reader.readexactly(int(headers["content-length"]))
+                method, path, body = await _read_request(reader, writer)
                 if path.startswith("/v1/ws/chat"):
-                    accept = base64.b64encode(
-                        hashlib.sha1((headers["sec-websocket-key"] + _WS_GUID).encode()).digest()
-                    ).decode()
-                    writer.write(
-                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                        + accept.encode() + b"\r\n\r\n"
-                    )
                     await serve_ws(reader, writer)
                     return
                 if method == "POST" and path.startswith("/v1/chat/completions"):
@@ -142,21 +150,7 @@ async def serve(big: int, small: int) -> None:
             writer.close()
 
     async def serve_ws(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            b1, b2 = await reader.readexactly(2)
-            opcode, size = b1 & 0x0F, b2 & 0x7F
-            if size == 126:
-                size = int.from_bytes(await reader.readexactly(2), "big")
-            elif size == 127:
-                size = int.from_bytes(await reader.readexactly(8), "big")
-            mask = await reader.readexactly(4) if b2 & 0x80 else b"\0\0\0\0"
-            data = bytes(b ^ mask[i % 4] for i, b in enumerate(await reader.readexactly(size)))
-            if opcode == 0x8:
-                writer.write(b"\x88\x00")
-                return
-            if opcode == 0x9:
-                writer.write(bytes([0x8A, len(data)]) + data)
-                continue
+        async for data in _ws_messages(reader, writer):
             obj = json.loads(data)
             if "messages" in obj:
                 writer.write(frames[obj.get("max_tokens", 0) <= small])
@@ -245,26 +239,8 @@ async def serve_paced(tps: float) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        k, v = line.split(":", 1)
-                        headers[k.strip().lower()] = v.strip()
-                body = b""
-                if "content-length" in headers:
-                    body = await reader.readexactly(int(headers["content-length"]))
+                method, path, body = await _read_request(reader, writer)
                 if path.startswith("/v1/ws/chat"):
-                    accept = base64.b64encode(
-                        hashlib.sha1((headers["sec-websocket-key"] + _WS_GUID).encode()).digest()
-                    ).decode()
-                    writer.write(
-                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                        + accept.encode() + b"\r\n\r\n"
-                    )
                     async for data in _ws_messages(reader, writer):
                         if b'"messages"' in data:
                             start(writer, json.loads(data).get("max_tokens", 1), True)

@@ -389,7 +389,10 @@ def connect_failure(
         return ConnectError(
             f"The TLS handshake with {host} failed: {detail}", kind="tls", host=host, hint=_TLS_HINT
         )
-    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+    if isinstance(exc, aiohttp.ClientProxyConnectionError) or (
+        proxy and isinstance(exc, aiohttp.ClientConnectorError)
+    ):
+        # Through a proxy, the only connection holynb makes is to the proxy.
         return ConnectError(
             f"Could not connect to the proxy {proxy}: {detail}",
             kind="proxy",
@@ -397,9 +400,10 @@ def connect_failure(
             hint=_PROXY_HINT,
         )
     if isinstance(exc, aiohttp.ClientHttpProxyError):
+        reason = one_line(str(exc.message or ""), 60)
         return ConnectError(
-            f"The proxy {proxy} refused to connect to {host} (HTTP {exc.status} "
-            f"{one_line(str(exc.message or ''), 60)})".rstrip(" )") + ")",
+            f"The proxy {proxy} refused to connect to {host} (HTTP {exc.status}"
+            + (f" {reason})" if reason else ")"),
             kind="proxy",
             host=proxy_host,
             hint=_PROXY_HINT,
@@ -424,13 +428,6 @@ def connect_failure(
             timeout=timeout or 0.0,
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
-        if proxy:
-            return ConnectError(
-                f"Could not connect to the proxy {proxy}: {detail}",
-                kind="proxy",
-                host=proxy_host,
-                hint=_PROXY_HINT,
-            )
         refused = isinstance(exc.os_error, ConnectionRefusedError)
         return ConnectError(
             f"Could not connect to {url}: {'connection refused' if refused else detail}",

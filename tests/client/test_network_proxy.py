@@ -94,3 +94,21 @@ def test_bad_proxy_value_is_a_config_error():
 
     with pytest.raises(ConfigError, match="proxy="):
         AsyncClient(api_key=KEY, proxy="socks5://127.0.0.1:1080")
+
+
+async def test_proxy_refusing_the_tunnel_is_named(raw_server, tls, upstream, monkeypatch):
+    async def refuse(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    proxy_url = (await raw_server(refuse)).removesuffix("/v1")
+    server_ctx, bundle = tls
+    up = await upstream(ssl_context=server_ctx)
+    monkeypatch.setenv("HTTPS_PROXY", proxy_url)
+    async with AsyncClient(base_url=up.url, api_key=KEY, verify=bundle, max_retries=0) as client:
+        with pytest.raises(ConnectError) as info:
+            await client.models()
+    assert info.value.kind == "proxy" and "407" in info.value.message
+    assert proxy_url.split("//")[1] in info.value.message and up.seen == []
