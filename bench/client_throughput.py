@@ -197,6 +197,7 @@ async def serve_paced(tps: float) -> None:
     rendered: dict[tuple[int, bool], list[bytes]] = {}
     lags: list[float] = []
     count = 0
+    first_start: list[float] = []
 
     def items_for(n: int, ws: bool) -> list[bytes]:
         key = (n, ws)
@@ -214,6 +215,8 @@ async def serve_paced(tps: float) -> None:
 
     def start(writer: asyncio.StreamWriter, n: int, ws: bool) -> None:
         nonlocal count
+        if not first_start:
+            first_start.append(loop.time())
         phases[count % _PHASES].add(_Paced(writer, items_for(max(n, 1), ws), ws))
         count += 1
 
@@ -224,7 +227,8 @@ async def serve_paced(tps: float) -> None:
         while True:
             due += tick
             await asyncio.sleep(max(0.0, due - loop.time()))
-            lags.append(loop.time() - due)
+            if first_start and due > first_start[0] + 1.0:  # past the opening burst
+                lags.append(loop.time() - due)
             phase = phases[i % _PHASES]
             i += 1
             for stream in list(phase):
@@ -447,9 +451,13 @@ async def paced_child(peer: str, base: str, streams: int, seconds: float, tps: f
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await close()
+    # ITL in the steady state: from the moment every stream has its first delta (the opening
+    # burst of connections is not a gap between tokens).
+    firsts = [times[0] for times in all_times if times]
+    steady = max(firsts) if firsts else 0.0
     for times in all_times:
         delivered += len(times)
-        gaps.extend(b - a for a, b in zip(times, times[1:], strict=False))
+        gaps.extend(b - a for a, b in zip(times, times[1:], strict=False) if a >= steady)
     print(json.dumps({
         "peer": peer, "streams": streams, "chunks": delivered, "errors": errors,
         "unfinished": len(late), "cpu_s": cpu, "wall_s": wall,

@@ -93,7 +93,8 @@ class Session:
         else:
             self.auth = api.auth_headers(key)
         self.base_url = base_url
-        self.secrets: tuple[str | None, ...] = (key, parts.password, parts.username)
+        # The URL's password (or its user name when there is no password: then it is the token).
+        self.secrets: tuple[str | None, ...] = (key, parts.password or parts.username or None)
         self.key = key
         self._origin = _origin(base_url)
         self._net = net
