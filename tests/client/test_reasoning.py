@@ -4,7 +4,7 @@ typed events, and reasoning as activity for the timeouts — over SSE and WebSoc
 from __future__ import annotations
 
 import pytest
-from client_helpers import KEY, PROMPT, collect
+from client_helpers import KEY, PROMPT, WEATHER_PROMPT, WEATHER_TOOLS, collect
 
 from holynb import (
     APIStatusError,
@@ -106,10 +106,7 @@ async def test_ws_close_1009_is_request_too_large(upstream):
 
 async def test_tool_call_events(holy_mock_factory, make_client, transport):
     client = make_client(holy_mock_factory(speed=0), transport=transport)
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
-    async with client.stream(
-        "What is the weather in Bangkok and Chiang Mai right now?", tools=tools
-    ) as s:
+    async with client.stream(WEATHER_PROMPT, tools=WEATHER_TOOLS) as s:
         events = [e async for e in s.events()]
     assert events and all(isinstance(e, ToolCallDelta) for e in events)
     firsts = [e for e in events if e.id is not None]
