@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from client_helpers import PROMPT, chat_records, collect
+from client_helpers import (
+    PROMPT,
+    WEATHER_PROMPT,
+    WEATHER_TOOLS,
+    chat_records,
+    client_sockets,
+    collect,
+)
 
 from holynb import (
     APIStatusError,
@@ -67,10 +74,7 @@ async def test_connections_are_reused(holy_mock, make_client, transport):
     for _ in range(5):
         async with client.stream(PROMPT, max_tokens=3) as s:
             await collect(s)
-    if transport == "sse":
-        assert len(client._sse.http._transport._open) == 1
-    else:
-        assert len(client._ws._conns) == 1
+    assert client_sockets(holy_mock.url) == 1
 
 
 # fault -> (exception type or None, number of deltas delivered before it)
@@ -207,10 +211,7 @@ async def test_ws_close_fault_does_not_affect_sse(holy_mock, make_client):
 
 async def test_tool_calls_are_accumulated(holy_mock_factory, make_client, transport):
     client = make_client(holy_mock_factory(speed=0), transport=transport)
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
-    async with client.stream(
-        "What is the weather in Bangkok and Chiang Mai right now?", tools=tools
-    ) as s:
+    async with client.stream(WEATHER_PROMPT, tools=WEATHER_TOOLS) as s:
         deltas = await collect(s)
     assert deltas == [] and s.text == ""
     assert s.finish_reason == "tool_calls"

@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from client_helpers import KEY, PROMPT, collect, wait_ended
+from client_helpers import KEY, PROMPT, client_sockets, collect, wait_ended
 
 from holynb import AsyncClient, StreamTimeout
 
@@ -40,7 +40,9 @@ async def test_idle_timeout_keeps_partial_text(holy_mock, make_client, transport
 
 
 async def test_total_timeout(holy_mock, make_client, transport):
-    client = make_client(holy_mock, transport=transport, total_timeout=0.2)
+    # 200 tokens at 100 tok/s take 2 s; the total limit cuts the stream after a few deltas (0.5 s
+    # leaves room for a slow connect on a loaded machine).
+    client = make_client(holy_mock, transport=transport, total_timeout=0.5)
     deltas: list[str] = []
     with pytest.raises(StreamTimeout) as info:
         async with client.stream(PROMPT, max_tokens=200, extra_headers={"X-Mock-TPS": "100"}) as s:
@@ -108,7 +110,7 @@ async def test_leaving_early_closes_upstream_within_100ms(holy_mock, make_client
     assert not s.done and s.stats.total_s is not None
     if transport == "sse":
         # The half-read connection was closed, not pooled.
-        assert not client._sse.http._transport._open
+        assert client_sockets(holy_mock.url) == 0
 
 
 async def test_cancelling_the_task_closes_upstream(holy_mock, make_client, transport):
@@ -170,8 +172,13 @@ async def test_ws_connection_reused_after_cancel(holy_mock, make_client):
     ("stall:after=3,ms=2000;heartbeat:ms=20", "idle"),
 ])
 async def test_heartbeats_do_not_hide_a_stall(holy_mock, make_client, transport, fault, phase):
+    # Only the phase under test has a short limit, so a slow start on a loaded machine cannot
+    # turn an idle stall into a first-token one.
+    short, long = 0.2, 5.0
     client = make_client(
-        holy_mock, transport=transport, first_token_timeout=0.2, idle_timeout=0.2, max_retries=0
+        holy_mock, transport=transport, max_retries=0,
+        first_token_timeout=short if phase == "first_token" else long,
+        idle_timeout=short if phase == "idle" else long,
     )
     stream = client.stream(PROMPT, max_tokens=10, extra_headers={"X-Mock-Fault": fault})
     with pytest.raises(StreamTimeout) as info:
@@ -179,3 +186,19 @@ async def test_heartbeats_do_not_hide_a_stall(holy_mock, make_client, transport,
             await collect(stream)
     assert info.value.phase == phase
     assert info.value.partial_text == stream.text
+
+
+async def test_read_watchdog_rearms_and_is_cleared(holy_mock, make_client, transport):
+    # Chunks 50 ms apart with a 0.3 s idle timeout for ~1 s: the watchdog fires early and
+    # re-arms without ever cancelling the read; it is cleared when the stream ends.
+    client = make_client(holy_mock, transport=transport, idle_timeout=0.3)
+    async with client.stream(PROMPT, max_tokens=20, extra_headers={"X-Mock-TPS": "20"}) as s:
+        assert len(await collect(s)) == 20
+    assert s.done and s._timer is None
+    with pytest.raises(StreamTimeout):
+        async with client.stream(
+            PROMPT, max_tokens=20, idle_timeout=0.1,
+            extra_headers={"X-Mock-Fault": "stall:after=2,ms=2000"},
+        ) as s:
+            await collect(s)
+    assert s._timer is None
