@@ -86,8 +86,8 @@ class AsyncClient:
     the environment (``HOLYSHEEP_API_KEY``, ``HOLYSHEEP_BASE_URL``, ``HOLYNB_MODEL``,
     ``HOLYNB_TRANSPORT``, ``HOLYNB_API``). Timeouts are in seconds (None = no limit).
     ``verify`` is True (system CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), False, a CA bundle
-    path or an ``ssl.SSLContext``; ``proxy`` a proxy URL (default: ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
-    ``ALL_PROXY`` / ``NO_PROXY``). Both are read once, here. Use it as
+    path or an ``ssl.SSLContext``; ``proxy`` a proxy URL (default: ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY``). Both are read once, here. Use it as
     ``async with AsyncClient() as c:``.
     """
 
