@@ -34,6 +34,7 @@ from holynb._apis.base import (
 )
 from holynb._apis.errors import error_event_payload, error_from_payload
 from holynb._errors import APIStatusError, ConfigError
+from holynb._retry import retry_after_from_headers
 from holynb._stats import StreamStats
 from holynb.sse import ServerSentEvent
 
@@ -365,17 +366,29 @@ class ResponsesParser(StreamParser):
         self.done = True
 
     def _error(self, obj: dict[str, Any], response: dict[str, Any]) -> APIStatusError:
-        err = response.get("error") if response else obj.get("error")
-        if not isinstance(err, dict):
-            # The SSE form: code, message and param on the event itself.
-            err = {k: obj[k] for k in ("code", "message", "param") if k in obj}
-        if isinstance(obj.get("status"), int):  # the WebSocket form carries the HTTP status
-            err = {**err, "status": obj["status"]}
+        err = _error_details(obj, response.get("error") if response else obj.get("error"))
         if response and "message" not in err:
             err["message"] = "the response failed"
         return error_from_payload(
             {"error": err}, secrets=self._secrets, partial_text="".join(self.parts)
         )
+
+
+def _error_details(obj: Mapping[str, Any], err: Any) -> dict[str, Any]:
+    """An error event's (or failed response's) error object, with the HTTP status and the
+    Retry-After the WebSocket form carries."""
+    if not isinstance(err, dict):
+        # The SSE form: code, message and param on the event itself.
+        err = {k: obj[k] for k in ("code", "message", "param") if k in obj}
+    err = dict(err)
+    if isinstance(obj.get("status"), int):
+        err["status"] = obj["status"]
+    headers = err.get("headers")
+    if isinstance(headers, dict) and "retry_after" not in err:
+        err["retry_after"] = retry_after_from_headers(
+            {str(k).lower(): str(v) for k, v in headers.items()}
+        )
+    return err
 
 
 def parse_reply(data: Any, stats: StreamStats) -> Completion:
@@ -430,12 +443,7 @@ def _ws_error(frame: str) -> dict[str, Any] | None:
         return None
     if not isinstance(obj, dict) or obj.get("type") != "error":
         return None
-    err = obj.get("error")
-    if not isinstance(err, dict):
-        err = {k: obj[k] for k in ("code", "message", "param") if k in obj}
-    if isinstance(obj.get("status"), int):
-        err = {**err, "status": obj["status"]}
-    return {"error": err}
+    return {"error": _error_details(obj, obj.get("error"))}
 
 
 WS = WSProtocol(request=_ws_request, ends=_ws_ends, error=_ws_error)

@@ -19,8 +19,8 @@ from typing import Any
 
 import doc_streams as doc
 from aiohttp import WSMsgType, web
+from client_helpers import KEY
 
-KEY = "sk-holynb-test-SECRET-5f3a9c1e7b2d"
 SEEN: web.AppKey[list[dict[str, Any]]] = web.AppKey("seen", list)
 LEFT: web.AppKey[list[str]] = web.AppKey("left", list)
 _COUNTS: web.AppKey[Counter[str]] = web.AppKey("counts", Counter)
