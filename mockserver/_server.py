@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,48 +23,16 @@ class MockServer:
     ``async with MockServer() as m:`` (runs on the current loop).
     """
 
-    def __init__(
-        self,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        cassettes: str | Path | list[str | Path] | tuple[str | Path, ...] | None = None,
-        ttft_ms: float | None = None,
-        tps: float | None = None,
-        jitter_ms: float | None = None,
-        jitter: str | None = None,
-        seed: int | None = None,
-        speed: float = 1.0,
-        fault: str | None = None,
-        keys: list[str] | tuple[str, ...] | set[str] | str | None = None,
-        idle_timeout_s: float = 120.0,
-        strict: bool = False,
-        record_upstream: str | None = None,
-        record_dir: str | Path | None = None,
-        rate_limit: str | None = None,
-        max_body_bytes: int = 4 * 1024 * 1024,
-        drain_timeout_s: float = 10.0,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.config: MockConfig = make_config(
-            cassettes=cassettes,
-            keys=keys,
-            record_dir=record_dir,
-            ttft_ms=ttft_ms,
-            tps=tps,
-            jitter_ms=jitter_ms,
-            jitter=jitter,
-            seed=seed,
-            speed=speed,
-            fault=fault,
-            idle_timeout_s=idle_timeout_s,
-            strict=strict,
-            record_upstream=record_upstream,
-            rate_limit=rate_limit,
-            max_body_bytes=max_body_bytes,
-            drain_timeout_s=drain_timeout_s,
-        )
+    def __init__(self, config: MockConfig | None = None, **options: Any) -> None:
+        """``options`` are :class:`~mockserver.MockConfig` fields (``host``, ``port``,
+        ``ttft_ms``, ``tps``, ``fault``, ``cassettes``, ``keys``, ``workers``, ...)."""
+        if config is None:
+            config = make_config(**options)
+        elif options:
+            raise TypeError("pass either a MockConfig or keyword options, not both")
+        self.config: MockConfig = config
+        self.host = config.host
+        self.port = config.port
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -186,7 +153,7 @@ class MockServer:
         """Request records so far (oldest first); see ``docs/mockserver.md``."""
         if self.app is None:
             return []
-        return self._call(lambda: self.app[STATE].journal.snapshot())  # type: ignore[index]
+        return self._call(lambda: self.app[STATE].journal.page())  # type: ignore[index]
 
     def reset(self) -> None:
         """Clear the journal, cassette sequences, rate-limit buckets and repeat counters."""

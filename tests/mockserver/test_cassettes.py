@@ -393,7 +393,7 @@ def test_streams_assemble_into_a_completion_body() -> None:
     assert text.startswith("# Streaming chat completions") and text.count("```") >= 12
     assert "| Strategy |" in text and "\n  - " in text and "\n## " in text
     assert completion_from_messages(['{"error": {"message": "x"}}', "[DONE]"])["choices"][0][
-        "message"] == {"role": "assistant", "content": None}
+        "message"] == {"role": "assistant", "content": None, "refusal": None}
 
 
 def test_error_cassettes_are_sent_as_recorded() -> None:

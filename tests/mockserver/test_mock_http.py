@@ -282,11 +282,11 @@ def test_journal_closes_a_request_whose_body_never_arrives(holy_mock: MockServer
 
 
 def test_a_mock_bug_mid_stream_breaks_the_body(holy_mock: MockServer, monkeypatch) -> None:
-    async def broken(request, resp, plan, **kw) -> None:
-        await resp.write(b"data: {}\n\n")
+    def broken(reply):
+        yield "{}"
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("mockserver._app.write_sse", broken)
+    monkeypatch.setattr("mockserver.formats.chat.chunk_payloads", broken)
     r = raw_request(holy_mock.url, "/v1/chat/completions", chat(stream=True))
     assert r.status == 200 and r.chunks == [b"data: {}\n\n"] and not r.complete
     (rec,) = holy_mock.journal()

@@ -10,6 +10,7 @@ import mockserver
 from mockserver import FaultError, Frame, MockConfig, parse_faults
 from mockserver._faults import fired, merge_faults, plan_reply
 from mockserver._ratelimit import RateLimiter
+from mockserver.formats.chat import frame_kit
 
 
 def test_public_names_match_all() -> None:
@@ -67,7 +68,7 @@ def test_merge_later_wins_and_probability_draws() -> None:
 def test_plan_stall_shifts_only_later_frames() -> None:
     frames = [Frame(i / 10, b"data: x\n\n") for i in range(4)]
     plan = plan_reply(frames, {s.name: s for s in parse_faults("stall:after=2,ms=500")},
-                      transport="sse", done=b"data: [DONE]\n\n")
+                      path="sse", kit=frame_kit("sse"))
     assert [f.at for f in list(plan.frames)] == pytest.approx([0.0, 0.1, 0.7, 0.8])
 
 
