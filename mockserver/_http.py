@@ -58,21 +58,31 @@ class HTTPSink:
     """Frames of an HTTP body written straight to the transport: one HTTP chunk per write when
     the body is chunked (a stream), raw bytes otherwise (a body with a Content-Length)."""
 
-    __slots__ = ("_chunked", "_protocol", "_transport", "_writer")
+    __slots__ = ("_chunked", "_out", "_protocol", "_transport", "_writer")
 
     def __init__(self, writer: AbstractStreamWriter) -> None:
         self._writer = writer
         self._transport = writer.transport  # type: ignore[attr-defined]
         self._protocol = writer.protocol  # type: ignore[attr-defined]
         self._chunked = bool(getattr(writer, "chunked", False))
+        self._out: list[bytes] = []
 
     def write(self, data: bytes | str) -> None:
-        """Write one frame (bytes)."""
+        """Queue one frame (bytes)."""
+        assert isinstance(data, bytes)
+        self._out.append(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+
+    def flush(self) -> None:
+        """Write the queued frames in one transport write."""
+        out = self._out
+        if not out:
+            return
         transport = self._transport
         if transport is None or transport.is_closing():
+            out.clear()
             raise ConnectionResetError("the client closed the connection")
-        assert isinstance(data, bytes)
-        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
 
     def heartbeat(self) -> None:
         """An SSE comment line."""

@@ -4,7 +4,8 @@ Every frame is due at ``start + frame.at / speed`` on the loop clock — an abso
 a late wake-up never shifts the frames after it. One :class:`Pacer` per event loop keeps one heap
 of (deadline, stream) and one loop timer for the earliest deadline; when it fires, the pacer
 writes every due frame of every stream straight to its :class:`Sink` (a synchronous transport
-write) and re-arms. A stream therefore costs no task wake-up, future or timer handle per frame:
+write; frames of one stream due together, as when it is behind or at speed 0, go in one write)
+and re-arms. A stream therefore costs no task wake-up, future or timer handle per frame:
 at a thousand concurrent streams the per-frame work is a heap push and pop, a pre-encoded write
 and a counter, which is what keeps the timing right at that scale.
 
@@ -21,6 +22,7 @@ the remaining frames keep their spacing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import math
@@ -41,18 +43,26 @@ _SPIN_S = 0.001
 # Frames one stream may write in one turn when it is behind (speed 0, or after a pause in
 # reading); then the other streams get their turn.
 _BURST = 32
+# Longest one turn of the pacer may write before the loop reads sockets again: when it falls
+# behind, new requests are still accepted (and their first token kept on time) instead of
+# waiting for every late frame of every stream.
+_TURN_S = 0.002
 
 RUNNING, PAUSED, BLOCKED, ENDED = range(4)
 
 
 class Sink(Protocol):
-    """Where a stream's frames go: a synchronous write per frame, plus its transport's state."""
+    """Where a stream's frames go: frames (or slices of one) and keep-alives are queued, then
+    ``flush`` hands what one turn queued to the transport as one write."""
 
     def write(self, data: bytes | str) -> None:
-        """Write one frame (or one slice of one); raise ``ConnectionError`` if the peer left."""
+        """Queue one frame (or one slice of one)."""
 
     def heartbeat(self) -> None:
-        """Write a keep-alive (an SSE comment, a WebSocket ping)."""
+        """Queue a keep-alive (an SSE comment, a WebSocket ping)."""
+
+    def flush(self) -> None:
+        """Write what is queued; raise ``ConnectionError`` if the peer left."""
 
     def blocked(self) -> bool:
         """Whether the transport asked us to stop writing (its buffer is full)."""
@@ -123,38 +133,53 @@ class Stream:
         return min(self._pieces[0][0], self._hb_at) + self._shift
 
     def step(self, now: float) -> float | None:
-        """Write what is due at ``now`` (at most a burst); return the next deadline, or None
-        when the stream is not to be rescheduled (ended, paused or blocked)."""
+        """Write what is due at ``now`` (at most a burst, in one transport write); return the
+        next deadline, or None when the stream is not to be rescheduled (ended, paused or
+        blocked)."""
+        if self.state != RUNNING:
+            return None
         sink = self.sink
+        if sink.blocked():
+            self.state = BLOCKED
+            self._wake()
+            return None
+        pieces = self._pieces
+        due: float | None = None
         try:
             for _ in range(_BURST):
-                if self.state != RUNNING:
-                    return None
-                if sink.blocked():
-                    self.state = BLOCKED
-                    self._wake()
-                    return None
-                due = self.next_deadline()
-                if due is None:
-                    self.end("eof")
-                    return None
-                if due > now:
-                    return due
-                if self._hb_at + self._shift <= due:
+                if not pieces and not self._load():
+                    due = None
+                    break
+                due, data, last = pieces[0]
+                if self._hb_at < due:
+                    due = self._hb_at + self._shift
+                    if due > now:
+                        break
                     sink.heartbeat()
                     self._hb_at += self._hb  # type: ignore[operator]
                     continue
-                _, data, last = self._pieces.popleft()
+                due += self._shift
+                if due > now:
+                    break
+                pieces.popleft()
                 sink.write(data)
                 if last:
                     self.on_frame()
-            return self.next_deadline()
+            else:
+                due = self.next_deadline()
+            sink.flush()
         except ConnectionError:
             self.end("gone")
+            return None
         except Exception as exc:  # a bug must end the stream, not the pacer
             self.error = exc
             self.end("error")
-        return None
+            with contextlib.suppress(ConnectionError):
+                sink.flush()  # what was due before the bug still goes out
+            return None
+        if due is None:
+            self.end("eof")
+        return due
 
     # -- controls (from the stream's owner) --------------------------------------------------
 
@@ -249,9 +274,15 @@ class Pacer:
         self._handle = None
         self._armed_at = math.inf
         heap = self._heap
-        now = asyncio.get_running_loop().time()
+        clock = asyncio.get_running_loop().time
+        now = clock()
+        stop = now + _TURN_S
         later: list[tuple[float, Stream]] = []
+        n = 0
         while heap and heap[0][0] <= now:
+            n += 1
+            if n > 8 and clock() > stop:
+                break  # the rest is late already: after the loop has read its sockets
             _, _, token, stream = heapq.heappop(heap)
             if token != stream._token or stream.state != RUNNING:
                 continue  # rescheduled since, or paused, blocked, ended

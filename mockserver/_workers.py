@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import os
 import shutil
@@ -190,6 +191,7 @@ async def _work(config: MockConfig, port: int, store: str) -> None:
     await runner.setup()
     try:
         await web.TCPSite(runner, config.host, port, reuse_port=True).start()
+        gc.freeze()  # as the one-process server does (see _cli)
         print("ready", flush=True)
         await stop.wait()
     finally:

@@ -59,42 +59,50 @@ class WSSink:
     Server frames are unmasked, and the endpoint negotiates no compression.
     """
 
-    __slots__ = ("_fragment", "_protocol", "_transport", "_writer")
+    __slots__ = ("_fragment", "_out", "_protocol", "_transport", "_writer")
 
     def __init__(self, writer: AbstractStreamWriter, fragment_size: int | None = None) -> None:
         self._writer = writer
         self._transport = writer.transport  # type: ignore[attr-defined]
         self._protocol = writer.protocol  # type: ignore[attr-defined]
         self._fragment = fragment_size
-
-    def _send(self, data: bytes) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            raise ConnectionResetError("the client closed the connection")
-        transport.write(data)
+        self._out: list[bytes] = []
 
     def write(self, data: bytes | str) -> None:
-        """One message: text for ``str``, binary for ``bytes``."""
+        """Queue one message: text for ``str``, binary for ``bytes``."""
         payload = data.encode() if isinstance(data, str) else data
         opcode = 0x1 if isinstance(data, str) else 0x2
         size = self._fragment
         if not size or len(payload) <= size:
-            self._send(_frame_header(opcode, len(payload)) + payload)
+            self._out.append(_frame_header(opcode, len(payload)) + payload)
             return
         pieces = [payload[i:i + size] for i in range(0, len(payload), size)]
-        self._send(b"".join(
+        self._out.extend(
             _frame_header(opcode if i == 0 else 0x0, len(p), fin=i == len(pieces) - 1) + p
             for i, p in enumerate(pieces)
-        ))
-
-    def write_whole(self, text: str) -> None:
-        """One text message, never fragmented."""
-        payload = text.encode()
-        self._send(_frame_header(0x1, len(payload)) + payload)
+        )
 
     def heartbeat(self) -> None:
-        """A ping frame."""
-        self._send(_frame_header(0x9, 9) + b"heartbeat")
+        """Queue a ping frame."""
+        self._out.append(_frame_header(0x9, 9) + b"heartbeat")
+
+    def flush(self) -> None:
+        """Write the queued frames in one transport write."""
+        out = self._out
+        if not out:
+            return
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            out.clear()
+            raise ConnectionResetError("the client closed the connection")
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+
+    def write_whole(self, text: str) -> None:
+        """Write one text message now, never fragmented."""
+        payload = text.encode()
+        self._out.append(_frame_header(0x1, len(payload)) + payload)
+        self.flush()
 
     def blocked(self) -> bool:
         """Whether the transport's buffer is full."""

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_TOKENS_LIMIT",
     "SSE_HEADERS",
     "ChatRequest",
+    "chunk_tails",
     "completion_body",
     "encode_event",
     "frame_kit",
@@ -160,24 +161,33 @@ def _head(r: Reply) -> str:
     return json.dumps(head, ensure_ascii=False)[:-1]
 
 
-def chunk_payloads(r: Reply) -> Iterator[str]:
-    """One ``chat.completion.chunk`` JSON per delta, then the usage chunk if asked for.
+@functools.lru_cache(maxsize=16384)
+def _tail(delta: str, role: bool, finish: str) -> str:
+    """A chunk's JSON after its head: the one choice with this delta (cached: generated replies
+    repeat a small vocabulary, so most chunks cost a lookup and a concatenation)."""
+    return (f', "choices": [{{"index": 0, "delta": {{{_ROLE if role else ""}{delta}}}, '
+            f'"logprobs": null, "finish_reason": {finish}}}]}}')
+
+
+@functools.lru_cache(maxsize=16384)
+def _sse_tail(tail: str) -> bytes:
+    return f"{tail}\n\n".encode()
+
+
+def chunk_tails(r: Reply) -> Iterator[str]:
+    """Each chunk's JSON after the head: one per delta, then the usage chunk if asked for.
 
     The first chunk carries ``role``; the last delta's chunk carries ``finish_reason``.
     """
-    head = _head(r)
     last = len(r.reasoning) + len(r.content) + sum(1 + len(c.arguments) for c in r.tool_calls) - 1
     finish = _dump_str(r.finish_reason) if r.finish_reason else "null"
     i = 0
     for token in r.reasoning:
-        yield (f'{head}, "choices": [{{"index": 0, "delta": {{{_ROLE if i == 0 else ""}'
-               f'"content": null, "reasoning_content": {_json_str(token)}}}, "logprobs": null, '
-               f'"finish_reason": {finish if i == last else "null"}}}]}}')
+        yield _tail(f'"content": null, "reasoning_content": {_json_str(token)}', i == 0,
+                    finish if i == last else "null")
         i += 1
     for token in r.content:
-        yield (f'{head}, "choices": [{{"index": 0, "delta": {{{_ROLE if i == 0 else ""}'
-               f'"content": {_json_str(token)}}}, "logprobs": null, '
-               f'"finish_reason": {finish if i == last else "null"}}}]}}')
+        yield _tail(f'"content": {_json_str(token)}', i == 0, finish if i == last else "null")
         i += 1
     for n, call in enumerate(r.tool_calls):
         opening = {"index": n, "id": call.id, "type": "function",
@@ -186,15 +196,12 @@ def chunk_payloads(r: Reply) -> Iterator[str]:
         pieces += [json.dumps({"index": n, "function": {"arguments": a}}, ensure_ascii=False)
                    for a in call.arguments]
         for piece in pieces:
-            yield (f'{head}, "choices": [{{"index": 0, "delta": {{{_ROLE if i == 0 else ""}'
-                   f'"tool_calls": [{piece}]}}, "logprobs": null, '
-                   f'"finish_reason": {finish if i == last else "null"}}}]}}')
+            yield _tail(f'"tool_calls": [{piece}]', i == 0, finish if i == last else "null")
             i += 1
     if i == 0:  # nothing to say: one empty chunk still carries the role and finish reason
-        yield (f'{head}, "choices": [{{"index": 0, "delta": {{{_ROLE}"content": ""}}, '
-               f'"logprobs": null, "finish_reason": {finish}}}]}}')
+        yield _tail('"content": ""', True, finish)
     if r.include_usage:
-        yield f'{head}, "choices": [], "usage": {json.dumps(r.usage_body())}}}'
+        yield f', "choices": [], "usage": {json.dumps(r.usage_body())}}}'
 
 
 _ROLE = '"role": "assistant", '
@@ -212,14 +219,19 @@ def reply_frames(r: Reply, path: str) -> Iterator[Frame]:
     if path == "json":
         yield Frame(end, json_body(r))
         return
-    payloads = chunk_payloads(r)
-    encode = encode_event if path == "sse" else str
-    # zip stops at the shorter ``times`` without consuming a payload: the rest (the usage
+    tails = chunk_tails(r)
+    head = _head(r)
+    if path == "sse":
+        prefix = f"data: {head}".encode()
+        frames: Iterator[bytes | str] = (prefix + _sse_tail(t) for t in tails)
+    else:
+        frames = (head + t for t in tails)
+    # zip stops at the shorter ``times`` without consuming a frame: the rest (the usage
     # chunk) goes out with the last delta.
-    for t, payload in zip(r.times, payloads):  # noqa: B905
-        yield Frame(t, encode(payload))
-    for payload in payloads:
-        yield Frame(end, encode(payload))
+    for t, data in zip(r.times, frames):  # noqa: B905
+        yield Frame(t, data)
+    for data in frames:
+        yield Frame(end, data)
     yield Frame(end, DONE_SSE if path == "sse" else DONE_WS)
 
 
