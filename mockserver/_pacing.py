@@ -165,6 +165,8 @@ class Stream:
                 sink.write(data)
                 if last:
                     self.on_frame()
+                else:
+                    sink.flush()  # a slice fault's pieces are separate writes on the wire
             else:
                 due = self.next_deadline()
             sink.flush()

@@ -13,7 +13,7 @@ visible from any request, ``/_mock/reset`` resets all of them, and a rate limit 
 key across workers. SIGINT or SIGTERM to the supervisor stops every worker the graceful way (each
 drains its open streams, bounded by ``drain_timeout_s``); a worker that dies is restarted.
 
-A worker is ``python -m mockserver._workers --port P --store FILE``; it reads its config as JSON
+A worker is ``python -c "...worker_main()" --port P --store FILE``; it reads its config as JSON
 on stdin (never on the command line, where other users could read an API key) and prints
 ``ready`` once it listens.
 """
@@ -47,6 +47,7 @@ __all__ = ["Supervisor"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 _RESTARTS = 5  # restarts allowed per minute before the supervisor gives up
+_WORKER = "from mockserver._workers import worker_main; worker_main()"
 
 
 def _config_json(config: MockConfig) -> str:
@@ -108,7 +109,7 @@ class Supervisor:
                "PYTHONPATH": os.pathsep.join(filter(None, [str(_PACKAGE_ROOT),
                                                            os.environ.get("PYTHONPATH")]))}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mockserver._workers", "--port", str(self.port),
+            [sys.executable, "-c", _WORKER, "--port", str(self.port),
              "--store", str(self.store_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
         )
@@ -198,14 +199,11 @@ async def _work(config: MockConfig, port: int, store: str) -> None:
         await runner.cleanup()
 
 
-def _worker_main() -> None:
-    p = argparse.ArgumentParser(prog="python -m mockserver._workers")
+def worker_main() -> None:
+    """A worker process: ``--port``, ``--store``, and the config as JSON on stdin."""
+    p = argparse.ArgumentParser(prog="mockserver worker")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--store", required=True)
     args = p.parse_args()
     config = make_config(**json.loads(sys.stdin.read()))
     asyncio.run(_work(config, args.port, args.store))
-
-
-if __name__ == "__main__":
-    _worker_main()
