@@ -131,7 +131,15 @@ async def serve_chat(
         except MockError as err:
             record.finish("error", status=err.status, error=err.message)
             resp = err.response()
-            resp.force_close()  # the rest of the body may still be on its way
+            resp.force_close()  # the connection is not reused: its body was not read
+            if err.status == 408:
+                # The client stopped sending: close now (aiohttp would wait for the rest).
+                await resp.prepare(request)
+                await resp.write_eof()
+                if request.transport is not None:
+                    request.transport.close()  # after what was written has gone out
+            # A body over the limit may still be arriving: aiohttp reads and drops it for a
+            # bounded time after the answer, so the client is not reset mid-send.
             return resp
         if state.recorder is not None:
             # Record mode: the upstream authenticates; the mock only relays and records.

@@ -35,6 +35,7 @@ PROMPTS = {
     "tool-calls": "What is the weather in Bangkok and Chiang Mai right now?",
     "usage-chunk": "Summarise the benefits of streaming responses in one paragraph.",
     "ws-haiku": "Write a haiku about WebSockets.",
+    "reasoning-answer": "Is 1013 a prime number? Think it through before answering.",
 }
 
 
