@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ._config import MockConfig, make_config
+from ._controls import ControlError, bounded
 from ._errors import MockError, error_body
 from ._http import bearer_key, serve_chat
 from ._pipeline import Pipeline
@@ -121,13 +122,9 @@ def _int_param(request: web.Request, name: str, default: int, hi: int) -> int:
     if raw is None:
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= hi:
-        raise MockError(400, f"{name} must be an integer from 0 to {hi}, got {raw!r}",
-                        param=name, code="invalid_value")
-    return value
+        return bounded(raw, name, 0, hi, kind=int)
+    except ControlError as exc:
+        raise MockError(400, str(exc), param=name, code="invalid_value") from None
 
 
 @routes.get("/_mock/journal")

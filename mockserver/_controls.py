@@ -9,7 +9,7 @@ from typing import Any
 from ._config import MAX_REASONING_TOKENS
 from ._faults import FaultError, FaultSpec, parse_faults
 
-__all__ = ["CONTROL_NAMES", "ControlError", "RequestControls", "parse_controls"]
+__all__ = ["CONTROL_NAMES", "ControlError", "RequestControls", "bounded", "parse_controls"]
 
 MAX_CONTROL_VALUE = 1e7  # largest X-Mock-TTFT-Ms / -TPS / -Jitter-Ms accepted
 CONTROL_NAMES = (
@@ -54,17 +54,17 @@ class RequestControls:
 NO_CONTROLS = RequestControls()
 
 
-def _integer(values: dict[str, str], name: str, lo: int, hi: int | None) -> int | None:
-    raw = values.get(name.lower())
-    if raw is None:
-        return None
+def bounded(raw: str, name: str, lo: float, hi: float, *, kind: type = float) -> Any:
+    """``raw`` as a ``kind`` (int or float) from ``lo`` to ``hi``; else :class:`ControlError`
+    naming ``name`` and the bounds."""
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
         value = None
-    if value is None or value < lo or (hi is not None and value > hi):
-        bound = f"an integer from {lo} to {hi}" if hi is not None else "an integer"
-        raise ControlError(f"{name} must be {bound}, got {raw!r}")
+    if value is None or not lo <= value <= hi:
+        what, lo_s, hi_s = ("an integer", str(lo), str(hi)) if kind is int else (
+            "a number", f"{lo:g}", f"{hi:g}")
+        raise ControlError(f"{name} must be {what} from {lo_s} to {hi_s}, got {raw!r}")
     return value
 
 
@@ -77,20 +77,10 @@ def parse_controls(source: Mapping[str, str]) -> RequestControls:
         if name not in _KNOWN:
             raise ControlError(f"unknown control {name!r}; known: {', '.join(CONTROL_NAMES)}")
 
-    def number(name: str) -> float | None:
-        raw = values.get(name.lower())
-        if raw is None:
-            return None
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
+    def number(name: str, lo: float = 0, hi: float = MAX_CONTROL_VALUE, kind: type = float) -> Any:
         # Bounded: a huge delay or rate would park the stream forever instead of answering.
-        if not 0 <= value <= MAX_CONTROL_VALUE:
-            raise ControlError(
-                f"{name} must be a number from 0 to {MAX_CONTROL_VALUE:g}, got {raw!r}"
-            )
-        return value
+        raw = values.get(name.lower())
+        return None if raw is None else bounded(raw, name, lo, hi, kind=kind)
 
     try:
         faults = parse_faults(values.get("x-mock-fault"))
@@ -102,7 +92,7 @@ def parse_controls(source: Mapping[str, str]) -> RequestControls:
         ttft_ms=number("X-Mock-TTFT-Ms"),
         tps=number("X-Mock-TPS"),
         jitter_ms=number("X-Mock-Jitter-Ms"),
-        seed=_integer(values, "X-Mock-Seed", -(2**63), 2**63 - 1),
+        seed=number("X-Mock-Seed", -(2**63), 2**63 - 1, int),
         cassette=cassette.strip() if cassette else None,
-        reasoning=_integer(values, "X-Mock-Reasoning", 0, MAX_REASONING_TOKENS),
+        reasoning=number("X-Mock-Reasoning", 0, MAX_REASONING_TOKENS, int),
     )

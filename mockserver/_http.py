@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractStreamWriter
 from ._errors import MockError
 from ._faults import Plan
 from ._journal import Record
-from ._pacing import Stream
+from ._pacing import QueuedSink, Stream
 from ._pipeline import Answer, InjectedStatus, Pipeline
 from ._state import MockState
 from ._wire import break_connection, flush
@@ -54,47 +54,24 @@ def hung_up(record: Record, state: MockState) -> None:
              record.id, record.chunks_sent)
 
 
-class HTTPSink:
-    """Frames of an HTTP body written straight to the transport: one HTTP chunk per write when
+class HTTPSink(QueuedSink):
+    """Frames of an HTTP body written straight to the transport: one HTTP chunk per frame when
     the body is chunked (a stream), raw bytes otherwise (a body with a Content-Length)."""
 
-    __slots__ = ("_chunked", "_out", "_protocol", "_transport", "_writer")
+    __slots__ = ("_chunked",)
 
     def __init__(self, writer: AbstractStreamWriter) -> None:
-        self._writer = writer
-        self._transport = writer.transport  # type: ignore[attr-defined]
-        self._protocol = writer.protocol  # type: ignore[attr-defined]
+        super().__init__(writer)
         self._chunked = bool(getattr(writer, "chunked", False))
-        self._out: list[bytes] = []
 
     def write(self, data: bytes | str) -> None:
         """Queue one frame (bytes)."""
         assert isinstance(data, bytes)
         self._out.append(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
 
-    def flush(self) -> None:
-        """Write the queued frames in one transport write."""
-        out = self._out
-        if not out:
-            return
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            out.clear()
-            raise ConnectionResetError("the client closed the connection")
-        transport.write(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
-
     def heartbeat(self) -> None:
-        """An SSE comment line."""
+        """Queue an SSE comment line."""
         self.write(HEARTBEAT)
-
-    def blocked(self) -> bool:
-        """Whether the transport's buffer is full."""
-        return self._protocol.writing_paused
-
-    async def drain(self) -> None:
-        """Wait for the transport's buffer to empty."""
-        await self._writer.drain()
 
 
 async def read_body(request: web.Request, state: MockState) -> bytes:

@@ -30,10 +30,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from aiohttp.abc import AbstractStreamWriter
+
 from ._faults import Plan
 from ._frames import Frame
 
-__all__ = ["PRECISE_STREAMS", "Pacer", "Sink", "Stream"]
+__all__ = ["PRECISE_STREAMS", "Pacer", "QueuedSink", "Sink", "Stream"]
 
 # Up to this many concurrent streams, frames are sent precisely: the pacer wakes 1 ms early
 # (epoll timeouts are whole milliseconds, rounded up) and yields to the loop until the deadline.
@@ -69,6 +71,39 @@ class Sink(Protocol):
 
     async def drain(self) -> None:
         """Wait until the transport accepts writes again."""
+
+
+class QueuedSink:
+    """What the HTTP and WebSocket sinks share: the queue of one turn, written in one
+    ``transport.write``, and the transport's backpressure."""
+
+    __slots__ = ("_out", "_protocol", "_transport", "_writer")
+
+    def __init__(self, writer: AbstractStreamWriter) -> None:
+        self._writer = writer
+        self._transport = writer.transport  # type: ignore[attr-defined]
+        self._protocol = writer.protocol  # type: ignore[attr-defined]
+        self._out: list[bytes] = []
+
+    def flush(self) -> None:
+        """Write the queued frames in one transport write."""
+        out = self._out
+        if not out:
+            return
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            out.clear()
+            raise ConnectionResetError("the client closed the connection")
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+
+    def blocked(self) -> bool:
+        """Whether the transport's buffer is full."""
+        return self._protocol.writing_paused
+
+    async def drain(self) -> None:
+        """Wait for the transport's buffer to empty."""
+        await self._writer.drain()
 
 
 class Stream:

@@ -27,7 +27,7 @@ from ._errors import MockError
 from ._faults import Plan
 from ._http import bearer_key, hung_up
 from ._journal import Record
-from ._pacing import ENDED, Stream
+from ._pacing import ENDED, QueuedSink, Stream
 from ._pipeline import InjectedStatus, Pipeline
 from ._state import MockState
 from ._wire import break_connection
@@ -50,7 +50,7 @@ def _frame_header(opcode: int, length: int, *, fin: bool = True) -> bytes:
     return struct.pack("!BBQ", first, 127, length)
 
 
-class WSSink:
+class WSSink(QueuedSink):
     """Messages written straight to the transport as RFC 6455 frames.
 
     aiohttp's writer is async and always sets FIN; writing frames here lets the pacer send
@@ -59,14 +59,11 @@ class WSSink:
     Server frames are unmasked, and the endpoint negotiates no compression.
     """
 
-    __slots__ = ("_fragment", "_out", "_protocol", "_transport", "_writer")
+    __slots__ = ("_fragment",)
 
     def __init__(self, writer: AbstractStreamWriter, fragment_size: int | None = None) -> None:
-        self._writer = writer
-        self._transport = writer.transport  # type: ignore[attr-defined]
-        self._protocol = writer.protocol  # type: ignore[attr-defined]
+        super().__init__(writer)
         self._fragment = fragment_size
-        self._out: list[bytes] = []
 
     def write(self, data: bytes | str) -> None:
         """Queue one message: text for ``str``, binary for ``bytes``."""
@@ -86,31 +83,11 @@ class WSSink:
         """Queue a ping frame."""
         self._out.append(_frame_header(0x9, 9) + b"heartbeat")
 
-    def flush(self) -> None:
-        """Write the queued frames in one transport write."""
-        out = self._out
-        if not out:
-            return
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            out.clear()
-            raise ConnectionResetError("the client closed the connection")
-        transport.write(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
-
     def write_whole(self, text: str) -> None:
         """Write one text message now, never fragmented."""
         payload = text.encode()
         self._out.append(_frame_header(0x1, len(payload)) + payload)
         self.flush()
-
-    def blocked(self) -> bool:
-        """Whether the transport's buffer is full."""
-        return self._protocol.writing_paused
-
-    async def drain(self) -> None:
-        """Wait for the transport's buffer to empty."""
-        await self._writer.drain()
 
 
 class _Connection:
