@@ -280,6 +280,9 @@ def measure(url: str, streams: int, tokens: int, spread_s: float, timeout_s: flo
 
 def client_main(args: list[str]) -> None:
     url, streams, tokens, spread, timeout = args
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < min(hard, int(streams) + 64):  # one socket per stream
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     result = measure(url, int(streams), int(tokens), float(spread), float(timeout))
     json.dump(result, sys.stdout)
 

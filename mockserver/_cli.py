@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import gc
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -97,9 +99,19 @@ async def _serve(server: MockServer) -> None:
         await server.astop()
 
 
+def _allow_many_connections() -> None:
+    """Raise this process's open-file limit to its hard limit (inherited by workers): a load
+    test's thousands of streams are thousands of sockets, past the common soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; return the exit code."""
     args = build_parser().parse_args(argv)
+    _allow_many_connections()
     try:
         config = config_from_args(args)
         if config.workers > 1:

@@ -92,7 +92,8 @@ def generate_reply(
     times: Sequence[float] = (),
     created: int | None = None,
 ) -> Reply:
-    """The generated reply for a request; ``times`` is its latency schedule.
+    """The generated reply for a request; ``times`` is its latency schedule (the pipeline adds
+    it once the reply is drawn).
 
     ``rng`` supplies the reply id; ``reasoning`` thinking tokens come before the answer. A reply
     cut by an explicit ``max_tokens`` is reported like OpenAI does: ``finish_reason`` "length".

@@ -25,7 +25,7 @@ import random
 import time
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import formats
@@ -44,7 +44,7 @@ from ._faults import (
     plan_reply,
 )
 from ._frames import join_frames
-from ._generate import DEFAULT_TOKENS, generate_reply, request_digest
+from ._generate import generate_reply, request_digest
 from ._journal import SCHEDULE_CAP, Record
 from ._latency import profile_for, schedule
 from ._reply import Reply
@@ -256,7 +256,13 @@ class Pipeline:
             kind = "uniform"
         reasoning = controls.reasoning if controls.reasoning is not None else (
             config.reasoning_tokens)
-        n = reasoning + (req.max_tokens or DEFAULT_TOKENS)
+        # The id is drawn before the jitter, so a seeded reply keeps its id whatever the latency.
+        reply = generate_reply(
+            req.model, req.messages, max_tokens=req.max_tokens, reasoning=reasoning,
+            include_usage=req.include_usage, seed=seed, rng=rng,
+            created=int(time.time()) if seed is None else None,
+        )
+        n = len(reply.reasoning) + len(reply.content)
         times = schedule(n, profile, jitter_ms=jitter_ms or 0.0, jitter=kind, rng=rng)
         record.latency = {
             "ttft_ms": profile.ttft_ms,
@@ -265,8 +271,4 @@ class Pipeline:
             "jitter": kind if jitter_ms else "none",
         }
         record.schedule = array("d", times[:SCHEDULE_CAP])
-        return generate_reply(
-            req.model, req.messages, max_tokens=req.max_tokens, reasoning=reasoning,
-            include_usage=req.include_usage, seed=seed, rng=rng, times=times,
-            created=int(time.time()) if seed is None else None,
-        )
+        return replace(reply, times=times)
