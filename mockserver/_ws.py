@@ -314,7 +314,11 @@ async def serve_ws(
             400, "This endpoint speaks WebSocket; connect with a WebSocket client.",
             code="websocket_required",
         ).response()
-    writer = await ws.prepare(request)
+    try:
+        writer = await ws.prepare(request)
+    except ConnectionError:
+        log.info("client hung up during the WebSocket handshake: %s", request.path)
+        return ws
     assert writer is not None
     conn = _Connection(request, ws, writer, state, pipeline, controls, key)
     state.websockets.add(ws)
