@@ -59,14 +59,12 @@ HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
 def chunk_bytes(tokens: int) -> list[bytes]:
     """The SSE frames the mock sends for a generated ``tokens``-token reply (then [DONE])."""
     sys.path.insert(0, str(ROOT))
-    import random
-
     from mockserver._generate import generate_reply
     from mockserver.formats.chat import reply_frames
 
     reply = generate_reply("gpt-4.1", [{"role": "user", "content": "b"}], max_tokens=tokens,
-                           reasoning=0, include_usage=False, seed=0, rng=random.Random(0),
-                           times=[0.0] * tokens)
+                           reasoning=0, include_usage=False, seed=0,
+                           reply_id="chatcmpl-000000000000000000000000", times=[0.0] * tokens)
     return [f.data for f in reply_frames(reply, "sse")]  # type: ignore[misc]
 
 

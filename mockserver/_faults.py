@@ -241,12 +241,13 @@ class FrameKit:
 
     ``strip_done(data)`` returns the frame without the stream's end marker (empty if it was only
     that); ``error_frame(code)`` is an in-stream error; ``malformed`` a frame a client cannot
-    parse; ``break_body(body)`` a non-streaming body made unparseable.
+    parse; ``break_body(body)`` a non-streaming body made unparseable. A path leaves out what no
+    fault that applies to it needs (:data:`APPLIES`).
     """
 
-    strip_done: Callable[[bytes | str], bytes | str]
-    error_frame: Callable[[int], bytes | str]
-    malformed: bytes | str
+    strip_done: Callable[[bytes | str], bytes | str] | None = None
+    error_frame: Callable[[int], bytes | str] | None = None
+    malformed: bytes | str | None = None
     break_body: Callable[[bytes], bytes] = lambda body: body[: len(body) // 2]
 
 
@@ -330,6 +331,7 @@ def plan_reply(
     outcome: str | None = None
     stream: Iterable[Frame] = frames
     if "no-done" in faults:
+        assert kit.strip_done is not None
         stream = _strip_done(stream, kit.strip_done)
         outcome = "fault:no-done"
     if "stall" in faults:
@@ -340,10 +342,12 @@ def plan_reply(
         if path == "json":
             stream = _break_body(stream, kit)
         else:
+            assert kit.malformed is not None
             stream = _put_at(stream, faults["malformed"].params["at"], kit.malformed, stop=False)
         outcome = "fault:malformed"
     if "error-event" in faults:
         spec = faults["error-event"]
+        assert kit.error_frame is not None
         data = kit.error_frame(spec.params["code"])
         stream = _put_at(stream, spec.params["at"], data, stop=True)
         outcome = "fault:error-event"

@@ -88,20 +88,19 @@ def generate_reply(
     reasoning: int,
     include_usage: bool,
     seed: int | None,
-    rng: random.Random,
+    reply_id: str,
     times: Sequence[float] = (),
     created: int | None = None,
 ) -> Reply:
-    """The generated reply for a request; ``times`` is its latency schedule (the pipeline adds
-    it once the reply is drawn).
+    """The generated reply for a request, with its id and latency schedule (``times``).
 
-    ``rng`` supplies the reply id; ``reasoning`` thinking tokens come before the answer. A reply
-    cut by an explicit ``max_tokens`` is reported like OpenAI does: ``finish_reason`` "length".
+    ``reasoning`` thinking tokens come before the answer. A reply cut by an explicit
+    ``max_tokens`` is reported like OpenAI does: ``finish_reason`` "length".
     """
     # Cached: retries and benchmark loads repeat the same request many times.
     key = request_digest({"model": model, "messages": messages, "seed": seed})
     return Reply(
-        id=f"chatcmpl-{rng.getrandbits(96):024x}",
+        id=reply_id,
         created=created if created is not None else SEEDED_CREATED,
         model=model,
         content=_tokens(f"text:{key}", max_tokens or DEFAULT_TOKENS),

@@ -25,7 +25,7 @@ import random
 import time
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from . import formats
@@ -44,7 +44,7 @@ from ._faults import (
     plan_reply,
 )
 from ._frames import join_frames
-from ._generate import generate_reply, request_digest
+from ._generate import DEFAULT_TOKENS, generate_reply, request_digest
 from ._journal import SCHEDULE_CAP, Record
 from ._latency import profile_for, schedule
 from ._reply import Reply
@@ -52,6 +52,9 @@ from ._state import MockState
 from .formats import chat
 
 __all__ = ["Answer", "InjectedStatus", "Pipeline"]
+
+
+_UNSEEDED = random.Random()
 
 
 class InjectedStatus(Exception):
@@ -233,9 +236,10 @@ class Pipeline:
         return found
 
     def _rng(self, body: dict[str, Any], seed: int | None) -> random.Random:
-        """The request's RNG: seeded by (seed, request, repeat count), or OS entropy."""
+        """The request's RNG: seeded by (seed, request, repeat count), or the process's own,
+        seeded once from OS entropy."""
         if seed is None:
-            return random.Random()
+            return _UNSEEDED
         digest = request_digest(body)
         n = self.state.store.count("request:" + digest) + 1
         return random.Random(f"{seed}:{digest}:{n}")
@@ -257,12 +261,8 @@ class Pipeline:
         reasoning = controls.reasoning if controls.reasoning is not None else (
             config.reasoning_tokens)
         # The id is drawn before the jitter, so a seeded reply keeps its id whatever the latency.
-        reply = generate_reply(
-            req.model, req.messages, max_tokens=req.max_tokens, reasoning=reasoning,
-            include_usage=req.include_usage, seed=seed, rng=rng,
-            created=int(time.time()) if seed is None else None,
-        )
-        n = len(reply.reasoning) + len(reply.content)
+        reply_id = f"chatcmpl-{rng.getrandbits(96):024x}"
+        n = reasoning + (req.max_tokens or DEFAULT_TOKENS)
         times = schedule(n, profile, jitter_ms=jitter_ms or 0.0, jitter=kind, rng=rng)
         record.latency = {
             "ttft_ms": profile.ttft_ms,
@@ -271,4 +271,8 @@ class Pipeline:
             "jitter": kind if jitter_ms else "none",
         }
         record.schedule = array("d", times[:SCHEDULE_CAP])
-        return replace(reply, times=times)
+        return generate_reply(
+            req.model, req.messages, max_tokens=req.max_tokens, reasoning=reasoning,
+            include_usage=req.include_usage, seed=seed, reply_id=reply_id, times=times,
+            created=int(time.time()) if seed is None else None,
+        )

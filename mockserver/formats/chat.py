@@ -316,8 +316,7 @@ _KITS = {
         error_frame=_error_payload,
         malformed='{"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "',
     ),
-    "json": FrameKit(strip_done=lambda data: data, error_frame=lambda code: b"",
-                     malformed=b""),
+    "json": FrameKit(),  # a body: only break_body applies
 }
 
 
