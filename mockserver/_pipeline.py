@@ -150,15 +150,16 @@ class Pipeline:
         record: Record,
         *,
         websocket: bool = False,
+        fmt: formats.Format = chat,  # type: ignore[assignment]
     ) -> Answer:
-        """Plan the answer to one request body; raise :class:`MockError` for an error answer
-        and :class:`InjectedStatus` when a ``status`` fault fired."""
+        """Plan the answer to one request body in the API ``fmt``; raise :class:`MockError` for
+        an error answer and :class:`InjectedStatus` when a ``status`` fault fired."""
         state = self.state
         raw = body.encode() if isinstance(body, str) else body
         record.key = mask_key(key) if key else None
         record.controls = controls.public()
         record.set_request(raw, key)
-        req = chat.parse_chat_request(formats.parse_json(
+        req = fmt.parse_request(formats.parse_json(
             raw, hint="Send a JSON object with 'model' and 'messages'."))
         path = "ws" if websocket else "sse" if req.stream else "json"
         record.model, record.stream, record.transport = req.model, websocket or req.stream, path
@@ -186,7 +187,7 @@ class Pipeline:
             spec = faults["status"]
             raise InjectedStatus(status_error(spec.params["code"], model=req.model,
                                               retry_after=spec.params.get("retry_after")))
-        kit = chat.frame_kit(path)
+        kit = fmt.frame_kit(path)
         if cassette is not None:
             try:
                 frames = cassette.frames_for(path)
@@ -199,7 +200,7 @@ class Pipeline:
             plan = plan_reply(frames, faults, path=path, kit=kit)
             return Answer(path, plan, 200, cassette.headers_for(path), end)
         reply = self._generate(req, controls, seed, rng, record)
-        plan = plan_reply(chat.reply_frames(reply, path), faults, path=path, kit=kit)
+        plan = plan_reply(fmt.reply_frames(reply, path), faults, path=path, kit=kit)
         return Answer(path, plan, 200, None, reply.end)
 
     def _check_rate(self, key: str | None) -> None:
@@ -245,7 +246,7 @@ class Pipeline:
         return random.Random(f"{seed}:{digest}:{n}")
 
     def _generate(
-        self, req: chat.ChatRequest, controls: RequestControls, seed: int | None,
+        self, req: formats.Request, controls: RequestControls, seed: int | None,
         rng: random.Random, record: Record,
     ) -> Reply:
         config = self.config

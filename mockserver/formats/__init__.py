@@ -10,11 +10,46 @@ Chat completions is :mod:`mockserver.formats.chat`.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from .._errors import MockError
+from .._faults import FrameKit
+from .._frames import Frame
+from .._reply import Reply
 
-__all__ = ["parse_json"]
+__all__ = ["Format", "Request", "parse_json"]
+
+
+class Request(Protocol):
+    """What the pipeline reads of a parsed request, whatever its API."""
+
+    model: str
+    messages: list[dict[str, Any]]  # the conversation, for matching and generated text
+    stream: bool
+    max_tokens: int | None
+    include_usage: bool
+    raw: dict[str, Any]
+
+
+class Format(Protocol):
+    """One API's wire, as a module (``formats.chat`` is one): the pipeline parses requests and
+    renders reply plans through it; the fault machinery reads its :class:`FrameKit`."""
+
+    def parse_request(self, body: Any) -> Request:
+        """A decoded body as this API's request; a 400 :class:`MockError` naming the bad field."""
+
+    def reply_frames(self, r: Reply, path: str) -> Iterator[Frame]:
+        """A reply plan as frames for ``path`` ("sse", "ws" or "json")."""
+
+    def frame_kit(self, path: str) -> FrameKit:
+        """What this API's end marker, in-stream error and broken frame look like."""
+
+    def ws_error(self, err: MockError) -> str:
+        """An error as a WebSocket message."""
+
+    def recorded_ws_error(self, raw: bytes, status: int) -> str:
+        """A recorded HTTP error body as a WebSocket message."""
 
 
 def parse_json(data: bytes | str, *, hint: str = "Send a JSON object.") -> Any:

@@ -32,7 +32,8 @@ __all__ = [
     "encode_event",
     "frame_kit",
     "json_body",
-    "parse_chat_request",
+    "parse_request",
+    "recorded_ws_error",
     "reply_frames",
     "ws_error",
 ]
@@ -52,7 +53,8 @@ _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """The parts of a chat-completions request the mock acts on, plus the raw JSON."""
+    """The parts of a chat-completions request the mock acts on, plus the raw JSON (the fields
+    every format's request has: see :class:`~mockserver.formats.Format`)."""
 
     model: str
     messages: list[dict[str, Any]]
@@ -66,7 +68,7 @@ def _bad(message: str, param: str | None = None, code: str | None = None) -> Moc
     return MockError(400, message, "invalid_request_error", param, code)
 
 
-def parse_chat_request(body: Any) -> ChatRequest:
+def parse_request(body: Any) -> ChatRequest:
     """Check a decoded request body; raise a 400 :class:`MockError` naming the bad field."""
     if not isinstance(body, dict):
         raise _bad(
