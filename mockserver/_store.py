@@ -6,16 +6,20 @@ them in the process (one server). :class:`SharedStore` keeps them in one SQLite 
 that every worker opens, so a request to any worker sees the records of all of them, a reset
 resets all, and a key's bucket is one bucket whatever worker its requests reach.
 
-A record in progress lives in its worker's memory; the shared store gets it when it begins, when
-it ends and, while it streams, every :data:`SYNC_S` seconds (its frame count) — so another worker
-sees an in-progress record's ``chunks_sent`` at most that late, and the serving worker sees it
-exactly.
+A record in progress lives in its worker's memory; the shared store gets it when it begins and
+when it ends, and while it streams a few at a time: every :data:`SYNC_S` seconds a worker writes
+the :data:`SYNC_BATCH` records whose frame count it wrote longest ago (the whole record the first
+time, then only the count). Another worker so sees an in-progress record's fields and
+``chunks_sent`` about a second late at a thousand streams a worker (sooner with fewer); the
+serving worker sees it exactly. Small batches keep each write to a millisecond or two, so the
+frames of the worker's streams are not held up.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,10 +27,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ._journal import Record
 
-__all__ = ["JOURNAL_SIZE", "SYNC_S", "MemoryStore", "SharedStore", "Store"]
+__all__ = ["JOURNAL_SIZE", "SYNC_BATCH", "SYNC_S", "MemoryStore", "SharedStore", "Store"]
 
 JOURNAL_SIZE = 10_000  # records kept (oldest dropped first)
-SYNC_S = 0.5  # how often a worker writes its in-progress records to the shared store
+SYNC_S = 0.1  # how often a worker writes in-progress records to the shared store
+SYNC_BATCH = 128  # and how many at most each time
 DEFAULT_PAGE = 1000  # records per journal page when no limit is given over HTTP
 
 
@@ -104,7 +109,8 @@ class MemoryStore:
 
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL,
+                                    chunks INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL,
                                     stamp REAL NOT NULL);
@@ -125,7 +131,8 @@ class SharedStore:
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.executescript(_SCHEMA)
         self._live: dict[int, Record] = {}
-        self._synced: dict[int, int] = {}
+        self._synced: dict[int, tuple[int, float]] = {}  # id -> (chunks written, when)
+        self._clock = time.monotonic
         self._adds = 0
 
     def journal_add(self, record: Record) -> int:
@@ -141,35 +148,49 @@ class SharedStore:
 
     def journal_save(self, record: Record) -> None:
         """Write a record's current state (it is no longer live once it has ended)."""
-        self._db.execute("UPDATE journal SET doc = ? WHERE id = ?", (self._doc(record), record.id))
+        self._db.execute("UPDATE journal SET doc = ?, chunks = ? WHERE id = ?",
+                         (self._doc(record), record.chunks_sent, record.id))
         if record.finished:
             self._live.pop(record.id, None)
             self._synced.pop(record.id, None)
 
-    def sync(self) -> None:
-        """Write the frame counts of this worker's records in progress (those that changed)."""
-        dirty = [r for r in self._live.values() if self._synced.get(r.id) != r.chunks_sent]
+    def sync(self, batch: int = SYNC_BATCH) -> None:
+        """Write up to ``batch`` of this worker's records in progress whose frame count changed,
+        those written longest ago first: a record's first write is whole, later ones the count."""
+        synced = self._synced
+        dirty = [r for r in self._live.values()
+                 if synced.get(r.id, (-1, 0.0))[0] != r.chunks_sent]
         if not dirty:
             return
+        dirty.sort(key=lambda r: synced.get(r.id, (-1, 0.0))[1])
+        now = self._clock()
         self._db.execute("BEGIN")
         try:
-            for record in dirty:
-                self._db.execute("UPDATE journal SET doc = ? WHERE id = ?",
-                                 (self._doc(record), record.id))
-                self._synced[record.id] = record.chunks_sent
+            for record in dirty[:batch]:
+                if record.id in synced:
+                    self._db.execute("UPDATE journal SET chunks = ? WHERE id = ?",
+                                     (record.chunks_sent, record.id))
+                else:
+                    self._db.execute("UPDATE journal SET doc = ?, chunks = ? WHERE id = ?",
+                                     (self._doc(record), record.chunks_sent, record.id))
+                synced[record.id] = (record.chunks_sent, now)
         finally:
             self._db.execute("COMMIT")
 
     def journal_page(self, after: int, limit: int | None) -> list[dict[str, Any]]:
         """Records with an id above ``after``, oldest first; this worker's live ones exact."""
         rows = self._db.execute(
-            "SELECT id, doc FROM journal WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT id, doc, chunks FROM journal WHERE id > ? ORDER BY id LIMIT ?",
             (after, -1 if limit is None else limit),
         ).fetchall()
         out = []
-        for record_id, doc in rows:
+        for record_id, doc, chunks in rows:
             live = self._live.get(record_id)
-            out.append(live.public() if live is not None else {"id": record_id, **json.loads(doc)})
+            if live is not None:
+                out.append(live.public())
+            else:
+                out.append({"id": record_id, **json.loads(doc)})
+                out[-1]["chunks_sent"] = chunks
         return out
 
     def count(self, key: str) -> int:
