@@ -118,10 +118,10 @@ async def serve_chat(
             # A body over the limit may still be arriving: aiohttp reads and drops it for a
             # bounded time after the answer, so the client is not reset mid-send.
             return resp
-        if state.recorder is not None:
-            # Record mode: the upstream authenticates; the mock only relays and records.
-            return await state.recorder.record_chat(request, _json_or_none(body), record)
         try:
+            if state.recorder is not None:
+                # Record mode: the upstream authenticates; the mock only relays and records.
+                return await state.recorder.record_chat(request, parse_json(body), record)
             controls = pipeline.admit(key, request.headers)
             answer = pipeline.answer(body, controls, key, record)
         except InjectedStatus as injected:
@@ -148,13 +148,6 @@ async def serve_chat(
     except ConnectionError:
         hung_up(record, state)
         return web.Response(status=499)  # never sent: the connection is gone
-
-
-def _json_or_none(body: bytes) -> object:
-    try:
-        return parse_json(body)
-    except MockError:
-        return None
 
 
 async def _stream(
