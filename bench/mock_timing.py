@@ -8,7 +8,7 @@ Every server and the measuring client run in separate processes. For a configure
 (120 ms) and rate (50 tok/s, no jitter, 100 tokens a stream, starts spread evenly over 1 s) the
 client reports the error of the time to first token and of every inter-chunk gap it observes
 (p50/p99 of the absolute error, ms) and the drift (how late the last chunk is against its ideal
-time), at 500, 1,000 and 2,000 concurrent streams, served by 1 and by 2 processes, for:
+time), at 100, 500, 1,000 and 2,000 concurrent streams, served by 1 and by 2 processes, for:
 
 - ``mock``: ``python -m mockserver --workers N`` (generated replies, no cassettes);
 - ``raw``: a minimal raw-asyncio paced server written below — an ``asyncio.Protocol`` that reads
@@ -333,7 +333,7 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=100, help="tokens per stream (default 100)")
     p.add_argument("--spread-ms", type=float, default=1000.0,
                    help="spread stream starts over this time (default 1000)")
-    p.add_argument("--streams", type=int, nargs="+", default=[500, 1000, 2000])
+    p.add_argument("--streams", type=int, nargs="+", default=[100, 500, 1000, 2000])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--quick", action="store_true", help="500 and 1,000 streams, 1 worker")
     p.add_argument("--no-capacity", action="store_true", help="skip the speed-0 capacity run")
