@@ -114,8 +114,8 @@ class MemoryStore:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, doc TEXT NOT NULL,
                                     chunks INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS meta (gen INTEGER NOT NULL);
-INSERT INTO meta (gen) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM meta);
+CREATE TABLE IF NOT EXISTS meta (gen INTEGER NOT NULL, reset_at REAL NOT NULL);
+INSERT INTO meta (gen, reset_at) SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM meta);
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL,
                                     stamp REAL NOT NULL);
@@ -145,7 +145,7 @@ class SharedStore:
         self._live: dict[int, Record] = {}
         self._pending: dict[int, Record] = {}  # to write whole at the next flush
         self._synced: dict[int, tuple[int, float]] = {}  # id -> (chunks written, when)
-        self._gen = self._generation(self._db)
+        self._gen = self._generation(self._db)[0]
         self._tick = self._seq = 0  # the last id's millisecond and sequence
         self._flushes = 0
 
@@ -157,18 +157,23 @@ class SharedStore:
         return db
 
     @staticmethod
-    def _generation(db: sqlite3.Connection) -> int:
-        (gen,) = db.execute("SELECT gen FROM meta").fetchone()
-        return gen
+    def _generation(db: sqlite3.Connection) -> tuple[int, float]:
+        return db.execute("SELECT gen, reset_at FROM meta").fetchone()
 
-    def _catch_up(self, gen: int) -> None:
-        """Another worker reset the store: forget this worker's records from before it."""
-        if gen != self._gen:
-            self._gen = gen
-            self._records.clear()
-            self._live.clear()
-            self._pending.clear()
-            self._synced.clear()
+    def _catch_up(self, generation: tuple[int, float]) -> None:
+        """Another process reset the store: forget this worker's records begun before it (not
+        those begun since, before this worker noticed)."""
+        gen, reset_at = generation
+        if gen == self._gen:
+            return
+        self._gen = gen
+        kept = [r for r in self._records if r.started >= reset_at]
+        self._records.clear()
+        self._records.extend(kept)
+        ids = {r.id for r in kept}
+        for table in (self._live, self._pending, self._synced):
+            for record_id in [i for i in table if i not in ids]:
+                del table[record_id]
 
     def journal_add(self, record: Record) -> int:
         """Keep a new record (it reaches the file at the next flush); return its id."""
@@ -279,7 +284,7 @@ class SharedStore:
         try:
             for table in ("journal", "counters", "buckets"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-            self._db.execute("UPDATE meta SET gen = gen + 1")
+            self._db.execute("UPDATE meta SET gen = gen + 1, reset_at = ?", (time.time(),))
             gen = self._generation(self._db)
         finally:
             self._db.execute("COMMIT")
