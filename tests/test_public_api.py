@@ -97,3 +97,25 @@ def test_import_holynb_is_lazy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "", f"'import holynb' pulled in heavy modules: {out}"
+
+
+def test_only_loadtest_imports_locust_or_gevent() -> None:
+    # Importing Locust monkey-patches the whole process (gevent): no other module may do it.
+    offenders = []
+    for path in sorted((ROOT / "holynb").rglob("*.py")):
+        if path.name == "loadtest.py":
+            continue
+        for mod in _imported_modules(path):
+            if mod.split(".")[0] in {"locust", "gevent", "IPython", "ipywidgets"} and (
+                "bench" in path.parts or mod.split(".")[0] in {"locust", "gevent"}
+            ):
+                offenders.append(f"{path.relative_to(ROOT)} imports {mod}")
+    assert not offenders, offenders
+    code = (
+        "import sys, holynb.bench, holynb.bench.cli, holynb.bench.locust_stats; "
+        "print(','.join(m for m in ('locust', 'gevent', 'IPython') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "", f"holynb.bench pulled in {out}"
