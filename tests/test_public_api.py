@@ -87,15 +87,16 @@ def test_mockserver_imports_only_the_sse_decoder_from_holynb() -> None:
     assert not offenders, offenders
 
 
-def test_import_holynb_is_lazy() -> None:
-    code = (
-        "import sys, holynb; "
-        "heavy = [m for m in ('httpx', 'aiohttp', 'IPython', 'ipywidgets') if m in sys.modules]; "
-        "print(','.join(heavy))"
-    )
-    out = subprocess.run(
+def _loaded_after(imports: str, modules: tuple[str, ...]) -> str:
+    """Which of ``modules`` a fresh interpreter has loaded after ``import <imports>``."""
+    code = f"import sys, {imports}; print(','.join(m for m in {modules!r} if m in sys.modules))"
+    return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def test_import_holynb_is_lazy() -> None:
+    out = _loaded_after("holynb", ("httpx", "aiohttp", "IPython", "ipywidgets"))
     assert out == "", f"'import holynb' pulled in heavy modules: {out}"
 
 
@@ -113,11 +114,7 @@ def test_only_loadtest_imports_locust_or_gevent() -> None:
             ):
                 offenders.append(f"{rel} imports {mod}")
     assert not offenders, offenders
-    code = (
-        "import sys, holynb.bench, holynb.bench.cli, holynb.bench.locust_stats; "
-        "print(','.join(m for m in ('locust', 'gevent', 'IPython') if m in sys.modules))"
+    out = _loaded_after(
+        "holynb.bench, holynb.bench.cli, holynb.bench.locust_stats", ("locust", "gevent", "IPython")
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
     assert out == "", f"holynb.bench pulled in {out}"

@@ -170,6 +170,20 @@ def _run_distributed(
     return subprocess.CompletedProcess(master.args, master.returncode, out, err), prefix
 
 
+def _run_one_process(
+    tmp_path: Path, locustfile: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Locust headless in a single process (bounded at 30 s)."""
+    return subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_env(),
+        timeout=30,
+    )
+
+
 def test_master_and_two_workers_count_every_stream_the_mock_completed(mock, tmp_path) -> None:
     result, prefix = _run_distributed(tmp_path, mock)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -228,15 +242,9 @@ def test_failed_streams_are_counted_as_e2e_failures(faulty_mock, tmp_path) -> No
 
 def test_the_example_locustfile_runs_in_one_process(mock, tmp_path) -> None:
     prefix = tmp_path / "example"
-    result = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(ROOT / "examples" / "locustfile.py"),
-         "--headless", "-u", "4", "-r", "4", "--run-time", "3s", "--host", mock,
-         "--csv", str(prefix), "--stop-timeout", "2"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=_env(),
-        timeout=30,
+    result = _run_one_process(
+        tmp_path, ROOT / "examples" / "locustfile.py", "-u", "4", "-r", "4", "--run-time", "3s",
+        "--host", mock, "--csv", str(prefix), "--stop-timeout", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     report = LoadReport.from_csv(prefix)
@@ -259,14 +267,9 @@ def test_a_bad_setting_is_one_line_and_exit_code_2(tmp_path, settings, host, mes
     locustfile = tmp_path / "locustfile.py"
     header = "from holynb.loadtest import HolyUser\n\nclass Chat(HolyUser):\n"
     locustfile.write_text(f"{header}    {settings or 'pass'}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", "3",
-         "-r", "3", "--run-time", "5s", *(["--host", host] if host else [])],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=_env(),
-        timeout=30,
+    result = _run_one_process(
+        tmp_path, locustfile, "-u", "3", "-r", "3", "--run-time", "5s",
+        *(["--host", host] if host else []),
     )  # fmt: skip
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
