@@ -30,10 +30,11 @@ has monkey-patched; the holynb client is asyncio (aiohttp, httpx). Each worker p
 asyncio event loop on a native OS thread (started with the thread primitive gevent saved before
 patching) over an unpatched epoll selector, with its own native threads for blocking calls such
 as DNS lookups (gevent's patched threads there would be greenlets of a hub that never runs). A
-user's greenlet hands its stream to that loop and waits on a gevent ``AsyncResult``, which the
-loop thread settles through the hub's thread-safe callback — so a waiting user never blocks the
-gevent hub, and the loop never waits on gevent. All streams of a process share one client (one
-connection pool) per configuration. Timing happens on the loop thread, next to the sockets.
+user's greenlet hands its stream to that loop and waits on a gevent ``AsyncResult``, which is
+settled on the hub when the loop thread wakes it through a libev async watcher (the thread-safe
+way in) — so a waiting user never blocks the gevent hub, and the loop never waits on gevent.
+All streams of a process share one client (one connection pool) per configuration. Timing
+happens on the loop thread, next to the sockets.
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ class HolyUser(User):
     client_options: ClassVar[dict[str, Any]] = {}  # AsyncClient keywords (timeouts, verify, ...)
     itl_events: bool = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Not a @task on HolyUser: Locust adds a base class's tasks to a subclass's own.
+        if not cls.tasks:
+            cls.tasks = [HolyUser.chat]
+
     def on_start(self) -> None:
         """Check the settings and get this process's shared client for them.
 
@@ -112,12 +119,6 @@ class HolyUser(User):
             self._client = self._engine.client(self._client_kwargs())
         except ConfigError as exc:
             _give_up(self.environment, str(exc))
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # Not a @task on HolyUser: Locust adds a base class's tasks to a subclass's own.
-        if not cls.tasks:
-            cls.tasks = [HolyUser.chat]
 
     def chat(self) -> None:
         """The default task: stream :attr:`prompt`."""
@@ -152,7 +153,9 @@ class HolyUser(User):
         fire = self.environment.events.request.fire
         start_time = started_at + record.start_s
 
-        def event(name: str, seconds: float, size: int = 0, exc: BaseException | None = None):
+        def event(
+            name: str, seconds: float, size: int = 0, exc: BaseException | None = None
+        ) -> None:
             fire(
                 request_type=self._kind,
                 name=name,

@@ -210,4 +210,3 @@ def _number(text: str | None) -> float | None:
     if text in (None, "", "N/A"):
         return None
     return float(text)
-

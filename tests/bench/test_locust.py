@@ -233,9 +233,10 @@ def test_failed_streams_are_counted_as_e2e_failures(faulty_mock, tmp_path) -> No
         )
         # A stream refused before its first token has no TTFT.
         assert report.metrics[kind]["ttft"].count == outcomes[(transport, "completed")]
-    assert sum(e["count"] for e in report.errors) == outcomes[("sse", "fault:status")] + outcomes[
-        ("ws", "fault:status")
-    ]
+    assert (
+        sum(e["count"] for e in report.errors)
+        == outcomes[("sse", "fault:status")] + outcomes[("ws", "fault:status")]
+    )
     assert all(e["name"] == "e2e" and "500" in e["error"] for e in report.errors)
     assert "APIStatusError" in result.stdout  # in holynb's report, under the table
 
