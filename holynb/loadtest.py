@@ -224,6 +224,7 @@ class _Engine:
 
     def __init__(self) -> None:
         self.pid = os.getpid()
+        _native_logging_locks()
         self.loop = _NativeLoop()
         self.clients: dict[tuple[tuple[str, Any], ...], AsyncResult] = {}
         self.tasks: set[asyncio.Task[Any]] = set()  # running on the loop (touched there only)
@@ -342,6 +343,29 @@ def _give_up(environment: Any, message: str) -> None:
     environment.process_exit_code = 2
     # Not from this user's greenlet: quitting kills every user, this one included.
     gevent.spawn(environment.runner.quit)
+
+
+def _native_logging_locks() -> None:
+    """Give the logging module and its handlers native locks, now and for handlers made later.
+
+    The loop thread logs too (httpx logs every request at INFO). With gevent's patched locks, a
+    greenlet that waits for a lock a native thread holds may never be woken when it is released
+    (gevent issue #2013): Locust's own "--run-time limit reached" log line then blocks the run
+    forever. Native locks serialise the two threads correctly; greenlets never hold them across
+    a switch (a handler writes and returns).
+    """
+    native_rlock = _original("_thread", "RLock")
+    logging._lock = native_rlock()  # type: ignore[attr-defined]
+    for ref in list(logging._handlerList):  # type: ignore[attr-defined]
+        handler = ref()
+        if handler is not None:
+            handler.lock = native_rlock()
+
+    def create_lock(handler: logging.Handler) -> None:
+        handler.lock = native_rlock()
+        logging._register_at_fork_reinit_lock(handler)  # type: ignore[attr-defined]
+
+    logging.Handler.createLock = create_lock  # type: ignore[method-assign]
 
 
 def _original(module: str, name: str) -> Any:

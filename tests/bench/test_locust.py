@@ -31,6 +31,8 @@ STREAMS_PER_USER = 5
 # Each user streams a fixed number of times, then idles: the run ends with nothing in flight, so
 # every stream the mock completed has been reported to the master. (A user that stopped instead
 # would be started again: a worker tops its users up at every spawn message from the master.)
+# The run time leaves a wide margin: on a busy machine Locust's run-time timer can fire a second
+# or two early (gevent's clock is stale after a slow start-up), and the users must be done by then.
 LOCUSTFILE = textwrap.dedent(
     f"""
     import gevent
@@ -130,7 +132,7 @@ def _journal(base_url: str) -> list[dict]:
 def _run_distributed(
     tmp_path: Path, host: str, *, workers: int = 2
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """A headless master (--expect-workers) and worker processes; bounded at 30 s."""
+    """A headless master (--expect-workers) and worker processes; bounded at 30 s each."""
     locustfile = tmp_path / "locustfile.py"
     locustfile.write_text(LOCUSTFILE)
     port = _free_port()
@@ -139,7 +141,7 @@ def _run_distributed(
     master = subprocess.Popen(
         [*base, "--master", "--headless", "--expect-workers", str(workers),
          "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-         "-u", "4", "-r", "100", "--run-time", "6s", "--host", host, "--csv", str(prefix)],
+         "-u", "4", "-r", "100", "--run-time", "10s", "--host", host, "--csv", str(prefix)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -244,7 +246,7 @@ def test_failed_streams_are_counted_as_e2e_failures(faulty_mock, tmp_path) -> No
 def test_the_example_locustfile_runs_in_one_process(mock, tmp_path) -> None:
     prefix = tmp_path / "example"
     result = _run_one_process(
-        tmp_path, ROOT / "examples" / "locustfile.py", "-u", "4", "-r", "4", "--run-time", "3s",
+        tmp_path, ROOT / "examples" / "locustfile.py", "-u", "4", "-r", "4", "--run-time", "8s",
         "--host", mock, "--csv", str(prefix), "--stop-timeout", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
