@@ -130,8 +130,8 @@ class HolyUser(User):
         ``params`` are request body fields for this call (on top of ``max_tokens`` and
         :attr:`params`).
         """
-        if self._client is None:
-            raise StopUser()  # on_start said why
+        if self._client is None or self._engine.closed:
+            raise StopUser()  # on_start said why, or Locust is quitting
         record = RequestRecord(transport=self.transport, index=0, ok=False, start_s=0.0)
         origin = time.perf_counter()
         failure = self._engine.call(
