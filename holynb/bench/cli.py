@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``holynb bench`` for parsed ``args``; 0 if every request completed, 1 if some failed."""
+    from holynb._cli import _network
     from holynb._errors import HolyError
     from holynb.bench.run import run
 
@@ -162,6 +163,7 @@ def run_cli(args: argparse.Namespace) -> int:
             mock_fault=args.mock_fault,
             pooled=not args.unpooled,
             max_retries=args.max_retries,
+            client_options=_network(args),
             progress=bar,
         )
     except (HolyError, ValueError, OSError) as exc:
