@@ -183,6 +183,10 @@ async def test_401_is_an_authentication_error(api_server):
                 await collect(s)
         assert info.value.status_code == 401 and "invalid x-api-key" in info.value.message
         assert info.value.error_type == "authentication_error" and len(api_server.seen) == 1
+        error: BaseException | None = info.value
+        while error is not None:  # the x-api-key header is in no error of the chain
+            assert "sk-wrong-key-0000" not in repr(error) + str(error)
+            error = error.__cause__ or error.__context__
         with pytest.raises(AuthenticationError):
             await client.models()
 
