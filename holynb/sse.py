@@ -213,6 +213,35 @@ class SSEDecoder:
                 if pending:
                     self._check_pending_size(events)
                 return events
+        elif (
+            complete[:7] == b"event: "
+            and complete[-2:] == b"\n\n"
+            and not self._size
+            and not self._data
+            and not self._type
+            and self._retry is None
+            and len(complete) <= self._max
+        ):
+            # The same for named events (the Responses and Anthropic Messages APIs): when every
+            # event is exactly "event: TYPE" and one "data: ..." line, line ends number three
+            # per event. Same result as the general path.
+            pieces = complete[7:-2].split(b"\n\nevent: ")
+            if complete.count(b"\n") == 3 * len(pieces):
+                last_id = self._id
+                named = [piece.partition(b"\ndata: ") for piece in pieces]
+                if all(sep for _, sep, _ in named):
+                    events = [
+                        ServerSentEvent(
+                            kind.decode("utf-8", "replace") or "message",
+                            payload.decode("utf-8", "replace"),
+                            last_id,
+                            None,
+                        )
+                        for kind, _, payload in named
+                    ]
+                    if pending:
+                        self._check_pending_size(events)
+                    return events
         lines = complete.split(b"\n")
         lines.pop()  # the empty piece after the final line end
         events = self._process(lines)
