@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from holynb._apis.errors import one_line
+from holynb._apis.errors import error_event_payload, one_line
 from holynb._config import scrub
 from holynb._errors import ConfigError, HolyError, MalformedChunkError
 from holynb._events import ContentDelta, ReasoningDelta, StreamEvent, ToolCallDelta
@@ -27,10 +27,13 @@ __all__ = [
     "Completion",
     "StreamParser",
     "ToolCalls",
+    "TypedEventParser",
     "WSProtocol",
+    "apply_params",
     "assistant_message",
     "build_messages",
     "function_tools",
+    "map_parts",
     "split_system",
     "text_of",
     "usage_stats",
@@ -356,6 +359,84 @@ class StreamParser:
             self._reasoning_reported = True
 
 
+class TypedEventParser(StreamParser):
+    """A stream of typed JSON events (``{"type": ...}``), as the Responses and Messages APIs
+    send them: the same JSON in SSE data and WebSocket frames.
+
+    A subclass names its text-delta event (:attr:`TEXT_EVENT`) and says where the text is
+    (:meth:`_text`); every other event goes to :meth:`_event`. The text of consecutive text
+    deltas is recorded once per batch, as in the chat parser.
+    """
+
+    __slots__ = ()
+
+    TEXT_EVENT = ""
+
+    def feed_sse(self, events: list[ServerSentEvent], now: float) -> list[str]:
+        """SSE: each event's data is the event object (the ``event:`` name repeats its type)."""
+        return self.feed_ws(
+            [error_event_payload(e.data) if e.event == "error" else e.data
+             for e in events if e.data],
+            now,
+        )
+
+    def feed_ws(self, frames: list[str], now: float) -> list[str]:
+        """Event JSON texts (WebSocket frames, SSE data) received at ``now``."""
+        out: list[str] = []
+        emit = out.append
+        events_wanted = self.events is not None
+        loads = orjson.loads
+        text_event = self.TEXT_EVENT
+        text_of_event = self._text
+        chunks = 0
+        obj: Any = None
+        self._recorded = 0
+        for data in frames:
+            try:
+                obj = loads(data)
+                kind = obj["type"]
+            except orjson.JSONDecodeError:
+                if data == "[DONE]":  # some relays end these streams the chat way
+                    self.done = True
+                    break
+                self.record_content(out, now)
+                if self._malformed(data, chunks):
+                    break
+                continue
+            except (KeyError, TypeError):
+                self.record_content(out, now)
+                if isinstance(obj, dict) and "error" in obj:
+                    kind = "error"
+                elif self._malformed(data, chunks):
+                    break
+                else:
+                    continue
+            chunks += 1
+            if kind == text_event:
+                text = text_of_event(obj)
+                if text is not None:
+                    if text:
+                        emit(text)  # recorded per batch, or now when typed events are wanted
+                        if events_wanted:
+                            self.record_content(out, now)
+                    continue
+            self.record_content(out, now)
+            if self._event(kind, obj, out, now):
+                break
+        self.record_content(out, now)
+        self.stats.chunks += chunks
+        return out
+
+    @staticmethod
+    def _text(obj: dict[str, Any]) -> str | None:
+        """The text of a :attr:`TEXT_EVENT` event ('' if empty), None if it carries none."""
+        raise NotImplementedError
+
+    def _event(self, kind: str, obj: dict[str, Any], out: list[str], now: float) -> bool:
+        """Handle one event other than a text delta; True ends the batch (end or error)."""
+        raise NotImplementedError
+
+
 def usage_stats(usage: Mapping[str, Any] | None, stats: StreamStats) -> bool:
     """Copy a chat-form usage object's token counts into ``stats``; True if it reported
     reasoning tokens."""
@@ -375,6 +456,27 @@ def usage_stats(usage: Mapping[str, Any] | None, stats: StreamStats) -> bool:
 
 
 # -- chat-form conversations, for the APIs that convert from them --------------------------------
+
+
+def apply_params(
+    body: dict[str, Any],
+    params: Mapping[str, Any],
+    *,
+    reserved: tuple[str, ...],
+    convert: Callable[[str, Any], tuple[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Set request parameters on ``body`` (a None value removes one) and return it;
+    ``convert(name, value)`` gives the API's name and form of a parameter."""
+    for name, value in params.items():
+        if name in reserved:
+            raise ConfigError(f"{name}= is set by holynb; pass the prompt/model arguments.")
+        if convert is not None:
+            name, value = convert(name, value)
+        if value is None:
+            body.pop(name, None)
+        else:
+            body[name] = value
+    return body
 
 
 def text_of(content: Any) -> str:
@@ -397,23 +499,45 @@ def split_system(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, An
     return "\n\n".join(t for t in system if t), rest
 
 
-def function_tools(tools: Any) -> list[tuple[dict[str, Any] | None, Any]]:
-    """OpenAI-form function tools as (``{"name", "description", "parameters", "strict"}``, the
-    tool) pairs; a tool in another form (the API's own) comes with None, to pass as it is."""
+def function_tools(tools: Any, convert: Callable[[dict[str, Any]], Any]) -> list[Any]:
+    """``tools`` with each OpenAI-form function tool (``{"type": "function", "function":
+    {...}}``) converted by ``convert(function)``; tools in another form (the API's own) pass."""
     if not isinstance(tools, list):
         raise ConfigError(
             'tools= must be a list like [{"type": "function", "function": {"name": ...}}].'
         )
-    out: list[tuple[dict[str, Any] | None, Any]] = []
+    out: list[Any] = []
     for tool in tools:
         fn = tool.get("function") if isinstance(tool, Mapping) else None
         if tool.get("type") == "function" and isinstance(fn, Mapping):
             if not fn.get("name"):
                 raise ConfigError(f"Tool {tool!r:.80} has no function name.")
-            out.append((dict(fn), tool))
+            out.append(convert(dict(fn)))
         else:
-            out.append((None, tool))
+            out.append(tool)
     return out
+
+
+def map_parts(
+    content: Any, text: Callable[[str], Any], image: Callable[[str], Any]
+) -> Any:
+    """A chat message's content parts in an API's form: ``text(str)`` for text parts (None
+    drops one), ``image(url)`` for image_url parts; other parts and plain strings pass."""
+    if not isinstance(content, list):
+        return content
+    parts = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind == "text":
+            converted = text(str(part.get("text") or ""))
+            if converted is not None:
+                parts.append(converted)
+        elif kind == "image_url":
+            url = part.get("image_url")
+            parts.append(image(str(url.get("url") if isinstance(url, Mapping) else url)))
+        else:
+            parts.append(part)
+    return parts
 
 
 def tool_arguments(call: Mapping[str, Any]) -> dict[str, Any]:

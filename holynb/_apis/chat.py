@@ -18,10 +18,10 @@ from holynb._apis.base import (
     Completion,
     StreamParser,
     WSProtocol,
+    apply_params,
     build_messages,
 )
 from holynb._apis.errors import error_event_payload, error_from_payload
-from holynb._errors import ConfigError
 from holynb._stats import StreamStats
 from holynb.sse import ServerSentEvent
 
@@ -54,14 +54,7 @@ def build_body(
         body["stream"] = True
         # Ask for the usage chunk (OpenAI sends it only when asked); stream_options=None omits.
         body["stream_options"] = {"include_usage": True}
-    for name, value in params.items():
-        if name in ("stream", "model", "messages"):
-            raise ConfigError(f"{name}= is set by holynb; pass the prompt/model arguments.")
-        if value is None:
-            body.pop(name, None)
-        else:
-            body[name] = value
-    return body
+    return apply_params(body, params, reserved=("stream", "model", "messages"))
 
 
 def _reasoning_of(delta: dict[str, Any]) -> Any:

@@ -24,18 +24,19 @@ from holynb._apis.base import (
     THINKING_BLOCKS,
     APISpec,
     Completion,
-    StreamParser,
+    TypedEventParser,
+    apply_params,
     build_messages,
     function_tools,
+    map_parts,
     split_system,
     text_of,
     tool_arguments,
     usage_stats,
 )
-from holynb._apis.errors import error_event_payload, error_from_payload
+from holynb._apis.errors import error_from_payload
 from holynb._errors import ConfigError
 from holynb._stats import StreamStats
-from holynb.sse import ServerSentEvent
 
 __all__ = ["API", "DEFAULT_MAX_TOKENS", "MessagesParser", "build_body", "normalize_usage",
            "parse_reply"]
@@ -43,8 +44,6 @@ __all__ = ["API", "DEFAULT_MAX_TOKENS", "MessagesParser", "build_body", "normali
 ANTHROPIC_VERSION = "2023-06-01"
 # The API requires max_tokens; this is sent when the caller gives none.
 DEFAULT_MAX_TOKENS = 4096
-_loads = orjson.loads
-_JSONError = orjson.JSONDecodeError
 _DELTA = "content_block_delta"
 _THINKING = ("thinking", "redacted_thinking")
 # stop_reason -> finish_reason (others are kept as they are, e.g. pause_turn)
@@ -81,31 +80,30 @@ def build_body(
         body["system"] = system
     if stream:
         body["stream"] = True
-    parallel = params.get("parallel_tool_calls")
-    for name, value in params.items():
-        if name in ("stream", "model", "messages"):
-            raise ConfigError(f"{name}= is set by holynb; pass the prompt/model arguments.")
-        if name == "parallel_tool_calls":
-            continue
-        if name == "max_completion_tokens":
-            name = "max_tokens"
-        elif name == "stop":
-            name = "stop_sequences"
-            value = [value] if isinstance(value, str) else value
-        elif name == "user":
-            name, value = "metadata", None if value is None else {"user_id": value}
-        elif name == "tools" and value is not None:
-            value = _tools(value)
-        elif name == "tool_choice" and value is not None:
-            value = _tool_choice(value)
-        if value is None:
-            body.pop(name, None)
-        else:
-            body[name] = value
-    if parallel is False:
+    apply_params(body, params, reserved=("stream", "model", "messages"), convert=_param)
+    if params.get("parallel_tool_calls") is False:
         choice = body.get("tool_choice") or {"type": "auto"}
         body["tool_choice"] = {**choice, "disable_parallel_tool_use": True}
     return body
+
+
+def _param(name: str, value: Any) -> tuple[str, Any]:
+    """A chat-completions parameter in its Messages name and form."""
+    if name == "max_completion_tokens":
+        return "max_tokens", value
+    if name == "stop":
+        return "stop_sequences", [value] if isinstance(value, str) else value
+    if name == "parallel_tool_calls":
+        return name, None  # no such parameter: False becomes disable_parallel_tool_use below
+    if value is None:
+        return name, None
+    if name == "user":
+        return "metadata", {"user_id": value}
+    if name == "tools":
+        return name, _tools(value)
+    if name == "tool_choice":
+        return name, _tool_choice(value)
+    return name, value
 
 
 def to_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -147,40 +145,26 @@ def _blocks(content: Any) -> list[Any]:
 
 def _content(content: Any) -> Any:
     """Chat message content → Messages content (text and image parts converted)."""
-    if not isinstance(content, list):
-        return content
-    parts = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, Mapping) else None
-        if kind == "text":
-            if part.get("text"):
-                parts.append({"type": "text", "text": part["text"]})
-        elif kind == "image_url":
-            image = part.get("image_url")
-            url = str(image.get("url") if isinstance(image, Mapping) else image)
-            if url.startswith("data:") and ";base64," in url:
-                media, data = url[5:].split(";base64,", 1)
-                source = {"type": "base64", "media_type": media, "data": data}
-            else:
-                source = {"type": "url", "url": url}
-            parts.append({"type": "image", "source": source})
-        else:
-            parts.append(part)
-    return parts
+    return map_parts(content, lambda text: {"type": "text", "text": text} if text else None,
+                     _image)
+
+
+def _image(url: str) -> dict[str, Any]:
+    if url.startswith("data:") and ";base64," in url:
+        media, data = url[5:].split(";base64,", 1)
+        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
 
 
 def _tools(tools: Any) -> list[Any]:
-    out = []
-    for fn, tool in function_tools(tools):
-        if fn is None:
-            out.append(tool)
-            continue
-        converted = {"name": fn["name"],
-                     "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+    def converted(fn: dict[str, Any]) -> dict[str, Any]:
+        tool = {"name": fn["name"],
+                "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
         if fn.get("description"):
-            converted["description"] = fn["description"]
-        out.append(converted)
-    return out
+            tool["description"] = fn["description"]
+        return tool
+
+    return function_tools(tools, converted)
 
 
 def _tool_choice(choice: Any) -> Any:
@@ -218,7 +202,7 @@ def normalize_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class MessagesParser(StreamParser):
+class MessagesParser(TypedEventParser):
     """Messages stream events → content, reasoning and tool-call deltas, usage, errors."""
 
     __slots__ = ("_open",)
@@ -230,51 +214,15 @@ class MessagesParser(StreamParser):
         # filled in, or ("tool", tool-call index, the input sent at the start).
         self._open: dict[Any, Any] = {}
 
-    def feed_sse(self, events: list[ServerSentEvent], now: float) -> list[str]:
-        """Process the SSE events of one read received at ``now``; return the content deltas."""
-        out: list[str] = []
-        emit = out.append
-        events_wanted = self.events is not None
-        loads = _loads
-        chunks = 0
-        obj: Any = None
-        self._recorded = 0
-        for event in events:
-            data = event.data
-            if event.event == "error":
-                data = error_event_payload(data)
-            try:
-                obj = loads(data)
-                kind = obj["type"]
-            except _JSONError:
-                self.record_content(out, now)
-                if self._malformed(data, chunks):
-                    break
-                continue
-            except (KeyError, TypeError):
-                self.record_content(out, now)
-                if isinstance(obj, dict) and "error" in obj:
-                    kind = "error"
-                elif self._malformed(data, chunks):
-                    break
-                else:
-                    continue
-            chunks += 1
-            if kind == _DELTA:
-                delta = obj.get("delta")
-                if isinstance(delta, dict) and delta.get("type") == "text_delta":
-                    text = delta.get("text")
-                    if text and isinstance(text, str):
-                        emit(text)  # recorded per batch, or now when typed events are wanted
-                        if events_wanted:
-                            self.record_content(out, now)
-                    continue
-            self.record_content(out, now)
-            if self._event(kind, obj, out, now):
-                break
-        self.record_content(out, now)
-        self.stats.chunks += chunks
-        return out
+    TEXT_EVENT = _DELTA
+
+    @staticmethod
+    def _text(obj: dict[str, Any]) -> str | None:
+        delta = obj.get("delta")
+        if isinstance(delta, dict) and delta.get("type") == "text_delta":
+            text = delta.get("text")
+            return text if isinstance(text, str) else ""
+        return None  # a thinking, signature or tool-input delta: _event handles it
 
     def _event(self, kind: str, obj: dict[str, Any], out: list[str], now: float) -> bool:
         """Handle one event other than a text delta; True ends the batch (end or error)."""

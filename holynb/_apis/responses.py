@@ -24,35 +24,31 @@ from holynb._apis.base import (
     THINKING_BLOCKS,
     APISpec,
     Completion,
-    StreamParser,
+    TypedEventParser,
     WSProtocol,
+    apply_params,
     build_messages,
     function_tools,
+    map_parts,
     split_system,
     text_of,
     usage_stats,
 )
-from holynb._apis.errors import error_event_payload, error_from_payload
-from holynb._errors import APIStatusError, ConfigError
+from holynb._apis.chat import auth_headers
+from holynb._apis.errors import error_from_payload
+from holynb._errors import APIStatusError
 from holynb._retry import retry_after_from_headers
 from holynb._stats import StreamStats
-from holynb.sse import ServerSentEvent
 
 __all__ = ["API", "ResponsesParser", "build_body", "normalize_usage", "parse_reply"]
 
 _loads = orjson.loads
 _JSONError = orjson.JSONDecodeError
-_TEXT = "response.output_text.delta"
 _REASONING = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
 _STARTED = frozenset({"response.created", "response.in_progress", "response.queued"})
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 # incomplete_details.reason -> finish_reason
 _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
-
-
-def auth_headers(key: str) -> dict[str, str]:
-    """``Authorization: Bearer <key>``."""
-    return {"Authorization": f"Bearer {key}"}
 
 
 # -- requests ------------------------------------------------------------------------------------
@@ -72,22 +68,23 @@ def build_body(
         body["instructions"] = instructions
     if stream:
         body["stream"] = True
-    for name, value in params.items():
-        if name in ("stream", "model", "input", "messages"):
-            raise ConfigError(f"{name}= is set by holynb; pass the prompt/model arguments.")
-        if name in ("max_tokens", "max_completion_tokens"):
-            name = "max_output_tokens"
-        elif name == "reasoning_effort" and value is not None:
-            name, value = "reasoning", {"effort": value, "summary": "auto"}
-        elif name == "tools" and value is not None:
-            value = _tools(value)
-        elif name == "tool_choice" and value is not None:
-            value = _tool_choice(value)
-        if value is None:
-            body.pop(name, None)
-        else:
-            body[name] = value
-    return body
+    return apply_params(body, params, reserved=("stream", "model", "input", "messages"),
+                        convert=_param)
+
+
+def _param(name: str, value: Any) -> tuple[str, Any]:
+    """A chat-completions parameter in its Responses name and form."""
+    if name in ("max_tokens", "max_completion_tokens"):
+        return "max_output_tokens", value
+    if value is None:
+        return name, None
+    if name == "reasoning_effort":
+        return "reasoning", {"effort": value, "summary": "auto"}
+    if name == "tools":
+        return name, _tools(value)
+    if name == "tool_choice":
+        return name, _tool_choice(value)
+    return name, value
 
 
 def to_input(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -116,35 +113,18 @@ def to_input(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _user_content(content: Any) -> Any:
-    if not isinstance(content, list):
-        return content
-    parts = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, Mapping) else None
-        if kind == "text":
-            parts.append({"type": "input_text", "text": part.get("text", "")})
-        elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, Mapping) else image
-            parts.append({"type": "input_image", "image_url": url})
-        else:
-            parts.append(part)
-    return parts
+    return map_parts(content, lambda text: {"type": "input_text", "text": text},
+                     lambda url: {"type": "input_image", "image_url": url})
 
 
 def _tools(tools: Any) -> list[Any]:
-    out = []
-    for fn, tool in function_tools(tools):
-        if fn is None:
-            out.append(tool)
-            continue
-        flat = {"type": "function", "name": fn["name"],
+    def flat(fn: dict[str, Any]) -> dict[str, Any]:
+        tool = {"type": "function", "name": fn["name"],
                 "parameters": fn.get("parameters") or {"type": "object", "properties": {}}}
-        for key in ("description", "strict"):
-            if key in fn:
-                flat[key] = fn[key]
-        out.append(flat)
-    return out
+        tool.update((k, fn[k]) for k in ("description", "strict") if k in fn)
+        return tool
+
+    return function_tools(tools, flat)
 
 
 def _tool_choice(choice: Any) -> Any:
@@ -201,7 +181,7 @@ def _call(item: Mapping[str, Any]) -> dict[str, Any]:
             "function": {"name": item.get("name") or "", "arguments": item.get("arguments") or ""}}
 
 
-class ResponsesParser(StreamParser):
+class ResponsesParser(TypedEventParser):
     """Responses stream events → content, reasoning and tool-call deltas, usage, errors."""
 
     __slots__ = ("_calls", "_new_part", "_reasoned", "_parts_done")
@@ -214,57 +194,12 @@ class ResponsesParser(StreamParser):
         self._reasoned: set[Any] = set()  # reasoning items whose text came as deltas
         self._parts_done = 0  # len(parts) when the last message item ended
 
-    def feed_sse(self, events: list[ServerSentEvent], now: float) -> list[str]:
-        """SSE: each event's data is the event object (the ``event:`` name repeats its type)."""
-        return self.feed_ws(
-            [error_event_payload(e.data) if e.event == "error" else e.data
-             for e in events if e.data],
-            now,
-        )
+    TEXT_EVENT = "response.output_text.delta"
 
-    def feed_ws(self, frames: list[str], now: float) -> list[str]:
-        """Event JSON texts (WebSocket frames, SSE data) received at ``now``."""
-        out: list[str] = []
-        emit = out.append
-        events = self.events
-        loads = _loads
-        chunks = 0
-        obj: Any = None
-        self._recorded = 0
-        for data in frames:
-            try:
-                obj = loads(data)
-                kind = obj["type"]
-            except _JSONError:
-                if data == "[DONE]":  # some relays end Responses streams the chat way
-                    self.done = True
-                    break
-                self.record_content(out, now)
-                if self._malformed(data, chunks):
-                    break
-                continue
-            except (KeyError, TypeError):
-                self.record_content(out, now)
-                if isinstance(obj, dict) and "error" in obj:
-                    kind = "error"
-                elif self._malformed(data, chunks):
-                    break
-                else:
-                    continue
-            chunks += 1
-            if kind == _TEXT:
-                delta = obj.get("delta")
-                if delta and isinstance(delta, str):
-                    emit(delta)  # recorded per batch, or now when typed events are wanted
-                    if events is not None:
-                        self.record_content(out, now)
-                continue
-            self.record_content(out, now)
-            if self._event(kind, obj, out, now):
-                break
-        self.record_content(out, now)
-        self.stats.chunks += chunks
-        return out
+    @staticmethod
+    def _text(obj: dict[str, Any]) -> str | None:
+        delta = obj.get("delta")
+        return delta if isinstance(delta, str) else ""
 
     def _event(self, kind: str, obj: dict[str, Any], out: list[str], now: float) -> bool:
         """Handle one event other than a text delta; True ends the batch (end or error)."""

@@ -9,7 +9,7 @@ import asyncio
 import json
 
 import pytest
-from client_helpers import KEY, WEATHER_TOOLS, collect
+from client_helpers import KEY, WEATHER_TOOLS, collect, script
 from doc_streams import ANTHROPIC_BASIC
 
 from holynb import (
@@ -34,15 +34,6 @@ async def claude(api_server):
     async with AsyncClient(base_url=api_server.url, api_key=KEY, api="messages",
                            model="claude-sonnet-4-5") as client:
         yield client
-
-
-def script(name: str, fault: str = "", times: int = 0) -> dict[str, str]:
-    headers = {"X-Script": name}
-    if fault:
-        headers["X-Fault"] = fault
-    if times:
-        headers["X-Fault-Times"] = str(times)
-    return headers
 
 
 async def test_basic_stream_with_ping(api_server, claude):

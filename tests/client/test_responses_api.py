@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from client_helpers import KEY, WEATHER_TOOLS, collect
+from client_helpers import KEY, WEATHER_TOOLS, collect, script
 from doc_streams import SUMMARY, UNICORN
 
 from holynb import (
@@ -34,15 +34,6 @@ async def gpt(api_server, transport):
     async with AsyncClient(base_url=api_server.url, api_key=KEY, api="responses",
                            transport=transport, model="gpt-4.1") as client:
         yield client
-
-
-def script(name: str, fault: str = "", times: int = 0) -> dict[str, str]:
-    headers = {"X-Script": name}
-    if fault:
-        headers["X-Fault"] = fault
-    if times:
-        headers["X-Fault-Times"] = str(times)
-    return headers
 
 
 async def test_reference_text_stream(api_server, gpt, transport):
