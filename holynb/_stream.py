@@ -325,7 +325,7 @@ class AsyncStream:
                 await self._handle(
                     StreamInterrupted(
                         f"The server closed the stream early ({self.stats.chunks} chunks, "
-                        "before the end of the reply)",
+                        f"{parser.END})",
                         hint="retry the request",
                     )
                 )

@@ -244,6 +244,9 @@ class StreamParser:
         "_secrets",
     )
 
+    # What a complete stream ends with, for the message when one ends before it.
+    END = "no end event"
+
     def __init__(
         self,
         stats: StreamStats,

@@ -66,6 +66,8 @@ class ChatParser(StreamParser):
 
     __slots__ = ()
 
+    END = "no finish_reason, no [DONE]"
+
     def feed_sse(self, events: list[ServerSentEvent], now: float) -> list[str]:
         """SSE: ``message`` events carry chunks; ``event: error`` carries an error."""
         frames = [event.data for event in events if event.event == "message"]

@@ -215,6 +215,7 @@ class MessagesParser(TypedEventParser):
         self._open: dict[Any, Any] = {}
 
     TEXT_EVENT = _DELTA
+    END = "no message_stop"
 
     @staticmethod
     def _text(obj: dict[str, Any]) -> str | None:

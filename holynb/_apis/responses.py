@@ -195,6 +195,7 @@ class ResponsesParser(TypedEventParser):
         self._parts_done = 0  # len(parts) when the last message item ended
 
     TEXT_EVENT = "response.output_text.delta"
+    END = "no response.completed"
 
     @staticmethod
     def _text(obj: dict[str, Any]) -> str | None:

@@ -201,6 +201,8 @@ async def test_cut_stream(gpt, transport):
         async with gpt.stream("Hi", extra_headers=script("story", "cut:after=6")) as s:
             await collect(s)
     assert info.value.partial_text == "In a shimmering forest " and s.stats.retries == 0
+    if transport == "sse":
+        assert "no response.completed" in info.value.message
 
 
 async def test_malformed_event(gpt):
