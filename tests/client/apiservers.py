@@ -5,8 +5,9 @@ streams (``doc_streams``) verbatim, with faults on request.
 ``POST /v1/messages`` (SSE or JSON), ``GET /v1/models`` (OpenAI's list for a Bearer key,
 Anthropic's paged list for ``x-api-key``). Controls, as headers (HTTP) or query parameters
 (WebSocket): ``X-Script`` (which stream), ``X-Fault`` (``status:code=429,retry_after=1`` |
-``cut:after=N`` | ``malformed:at=N`` | ``error:at=N`` | ``stall:after=N`` | ``pings:ms=N`` |
-``gap:ms=N``), ``X-Fault-Times`` (the fault applies to the first N requests that carry it).
+``cut:after=N`` (connection dropped) | ``end:after=N`` (the body ends, no end event) |
+``malformed:at=N`` | ``error:at=N`` | ``stall:after=N`` | ``pings:ms=N`` | ``gap:ms=N``),
+``X-Fault-Times`` (the fault applies to the first N requests that carry it).
 Every request is recorded in ``app[SEEN]``; streams the client left early in ``app[LEFT]``.
 """
 
@@ -202,6 +203,8 @@ async def _play_sse(request: web.Request, events: list[str], fault: str,
                 if fault == "cut":
                     request.transport.close()
                     return response
+                if fault == "end":
+                    break
                 if fault == "stall":
                     await _stall(request)
                 if fault == "malformed":

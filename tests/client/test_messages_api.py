@@ -221,7 +221,9 @@ async def test_cut_stream_before_and_after_the_first_token(api_server, claude):
         async with claude.stream("Hi", extra_headers=script("story", "cut:after=13")) as s:
             await collect(s)
     assert info.value.partial_text.startswith(STORY) and s.stats.retries == 0
-    assert "no message_stop" in info.value.message
+    with pytest.raises(StreamInterrupted, match="closed the stream early.*no message_stop"):
+        async with claude.stream("Hi", extra_headers=script("story", "end:after=13")) as s:
+            await collect(s)
 
 
 async def test_malformed_event(claude):
