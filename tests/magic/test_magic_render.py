@@ -8,7 +8,7 @@ import pytest
 from magicutil import cassette_deltas
 from markdown_it import MarkdownIt
 
-from holynb._render import Budget, Emit, LiveMarkdown, MarkdownBlocks
+from holynb.notebook.live_markdown import Budget, Emit, LiveMarkdown, MarkdownBlocks
 
 _MD = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 

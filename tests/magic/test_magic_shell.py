@@ -13,7 +13,8 @@ from IPython.utils.capture import capture_output
 from magicutil import Recorder, cassette_deltas, shipped_prompt
 
 from holynb import _config
-from holynb._magic import HolyInterrupt, HolyMagics
+from holynb.notebook.magic import HolyInterrupt, HolyMagics
+from holynb.notebook.output import Reply
 from mockserver import MockServer
 
 LONG_PROMPT = "Explain how to stream chat completions into a Jupyter notebook."
@@ -38,25 +39,46 @@ def max_per_window(times: list[float], window: float = 1.0) -> int:
 # -- streaming and the final render -----------------------------------------------------------
 
 
-def test_cell_ends_with_one_markdown_output_and_a_stats_line(
+def answer_outputs(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in outputs if "text/markdown" in o["data"]]
+
+
+def test_cell_streams_one_output_per_block_then_a_stats_line(
     ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock
 ) -> None:
     use_mock(holy_mock_factory(speed=25))  # the long cassette in ~1.2 s: real streaming
     ip.run_cell_magic("holy", "", LONG_PROMPT)
     full = "".join(cassette_deltas())
     outputs = recorder.outputs()
-    assert len(outputs) == 2
-    assert outputs[0]["data"] == {"text/markdown": full, "text/plain": full}
-    stats = outputs[1]["data"]["text/plain"]
-    assert stats.startswith("deepseek-v3.2 · TTFT ")
-    assert "tok/s" in stats and "tokens" in stats and "$" in stats
-    # While streaming: several slots, finished ones frozen, never more than ~20 messages/s.
+    answer = answer_outputs(outputs)
+    # One output per Markdown block, whose plain text is the block as written.
+    assert "".join(o["data"]["text/plain"] for o in answer) == full
+    assert len(answer) == 33 and len(outputs) == 34
+    stats = outputs[-1]["data"]["text/plain"]
+    assert stats.startswith("deepseek-v3.2 · SSE · TTFT ")
+    assert "tok/s" in stats and "tokens" in stats and "$" in stats and "total " in stats
+    # The final render updates in place: nothing is cleared, so the page does not jump.
+    assert not any(m["type"] == "clear_output" for m in recorder.messages)
+    # While streaming: never more than ~20 messages/s, far fewer bytes than per-token updates.
     shown = recorder.display_messages()
-    assert len(shown) > 5
     assert max_per_window([m["at"] for m in shown]) <= 21
     naive = sum(len(full[: i + 1]) for i in range(len(full)))
     sent = sum(len(m["data"].get("text/markdown", "")) for m in shown)
     assert sent * 50 < naive
+
+
+def test_final_outputs_do_not_depend_on_timing(
+    ip: InteractiveShell, holy_mock_factory, use_mock
+) -> None:
+    """Saved notebooks (and nbval) see the same outputs however fast the reply came."""
+    finals = []
+    for speed in (0, 40):
+        use_mock(holy_mock_factory(speed=speed))
+        rec = Recorder(shell=ip)
+        ip.display_pub = rec
+        ip.run_cell_magic("holy", "--no-stats", LONG_PROMPT)
+        finals.append([o["data"] for o in rec.outputs()])
+    assert finals[0] == finals[1]
 
 
 def test_finished_blocks_are_sent_once(
@@ -66,8 +88,8 @@ def test_finished_blocks_are_sent_once(
     ip.run_line_magic("holy", LONG_PROMPT)  # line magic: no clearing, slots stay
     full = "".join(cassette_deltas())
     outputs = recorder.outputs()
-    answer = [o for o in outputs if o["display_id"] and "status" not in o["display_id"]]
-    assert "".join(o["data"]["text/markdown"] for o in answer) == full
+    answer = answer_outputs(outputs)
+    assert "".join(o["data"]["text/plain"] for o in answer) == full
     assert not any(m["type"] == "clear_output" for m in recorder.messages)
     assert len(answer) >= 10
     # Once a slot holds finished blocks it is never sent again: each slot's last message
@@ -191,7 +213,8 @@ def test_format_code_puts_the_code_in_the_next_cell(
     code = ip.rl_next_input
     assert code and "```" not in code
     assert ip.user_ns["code"] == code
-    assert "```" in recorder.outputs()[0]["data"]["text/markdown"]
+    assert any("```" in o["data"]["text/markdown"] for o in answer_outputs(recorder.outputs()))
+    assert isinstance(ip.user_ns["code"], Reply) and ip.user_ns["code"].tool_calls == []
 
 
 def test_format_text_streams_to_stdout(
@@ -282,7 +305,7 @@ def test_bad_key_is_one_line_with_a_hint(
     ip.run_cell_magic("holy", "", "q")
     (line,) = texts(recorder.outputs())
     assert line.startswith("⚠ ") and "\n" not in line
-    assert "HOLYSHEEP_API_KEY" in line and "%holy mock start" in line
+    assert "%env HOLYSHEEP_API_KEY" in line and len(line) <= 100
     assert SECRET not in repr(recorder.messages)
 
 
@@ -306,18 +329,19 @@ def test_rate_limit_retries_live_then_gives_up(
     assert "rate limited — retrying in 0.1 s (1/2)" in live[0]
     assert any("(2/2)" in line for line in live)
     final = texts(rec.outputs())
-    assert len(final) == 1 and final[0].startswith("⚠ ") and "--retries" in final[0]
+    # The retry line is replaced in place by the error line: one output at the end.
+    assert len(final) == 1 and final[0].startswith("⚠ ") and "wait a little" in final[0]
     assert len(mock.journal()) == 3
 
 
 @pytest.mark.parametrize(
     ("fault", "flags", "expect"),
     [
-        ("status:code=500", "--retries 0", "run the cell again"),
-        ("disconnect:after=5", "", "connection dropped"),
-        ("malformed:at=5", "", "skip_malformed"),
+        ("status:code=500", "--retries 0", "the server failed; run the cell again"),
+        ("disconnect:after=5", "", "— run the cell again"),
+        ("malformed:at=5", "", "broken chunk"),
         ("stall:after=5,ms=3000", "--idle-timeout 0.3", "--idle-timeout"),
-        ("stall:after=5,ms=3000", "--timeout 0.4", "total timeout; raise it with --timeout"),
+        ("stall:after=5,ms=3000", "--timeout 0.4", "allow longer: --timeout"),
     ],
 )
 def test_faults_render_one_line_and_keep_partial_text(
@@ -327,10 +351,11 @@ def test_faults_render_one_line_and_keep_partial_text(
     lines = texts(outputs)
     error = lines[-1]
     assert error.startswith("⚠ ") and "\n" not in error and expect in error
+    assert len(error) <= 100 and error.count(" — ") == 1
     assert "Traceback" not in repr(outputs)
     if "after=5" in fault or "at=5" in fault:
         assert len(lines) == 2 and lines[0].strip()  # the partial answer stays
-        assert "partial answer kept above" in error
+        assert error.endswith("partial answer kept")
     assert magics.last_error is not None
 
 
@@ -354,10 +379,13 @@ def test_interrupt_keeps_partial_text_with_a_marker(
             ip.run_cell_magic("holy", "--max-tokens 200", "q")
     finally:
         timer.cancel()
-    answer, marker = texts(recorder.outputs())
-    assert answer.strip() and answer == magics.turns[-1].reply
-    assert 3 < len(answer.split()) < 200
-    assert marker.startswith("⏹ interrupted")
+    *answer, marker = texts(recorder.outputs())
+    reply = magics.turns[-1].reply
+    assert reply.strip() and "".join(answer).split() == reply.split()
+    assert 3 < len(reply.split()) < 200
+    assert marker.startswith("⏹ interrupted — partial answer kept above · ")
+    # Said once: the exception that stops "Run All" renders no traceback of its own.
+    assert HolyInterrupt("x")._render_traceback_() == []
     assert magics.turns[-1].outcome == "interrupted"
     # The upstream request was closed, not left streaming.
     for _ in range(50):
@@ -388,12 +416,13 @@ def test_models_config_stats_history_error(
         ip.run_line_magic("holy", "history clear")
         ip.run_line_magic("holy", "history")
     out = cap.stdout
-    assert "* deepseek-v3.2" in out and "$0.42/MTok" in out and "gpt-4.1" in out
+    assert "* deepseek-v3.2" in out and "$0.28 in / $0.42 out per MTok" in out
+    assert "gpt-4.1" in out
     assert mock.url in out and "sk-…" in out
     assert "No requests yet." in out and "No error in this session." in out
     assert "session: 2 requests (1 failed)" in out
     assert "you: remember me" in out and "[default]" in out
-    assert "status_code: 404" in out and "Traceback" in out
+    assert "status code: 404" in out and "Traceback" in out
     assert "History cleared." in out and magics.chats == {}
     everything = out + repr(cap.outputs) + repr(ip.user_ns.get("Out"))
     assert SECRET not in everything
@@ -431,6 +460,18 @@ def test_prices_override_the_cost(
     expected = turn.stats.tokens + (turn.stats.prompt_tokens or 0)
     assert turn.cost == pytest.approx(expected)
     assert f"${expected:.4f}" in texts(recorder.outputs())[-1]
+
+
+def test_prices_take_input_and_output_and_merge_over_the_defaults(
+    ip: InteractiveShell, recorder: Recorder, mock: MockServer, magics: HolyMagics
+) -> None:
+    ip.run_line_magic("config", "HolyMagics.prices = {'my-model': (1.0, 2.0)}")
+    ip.run_cell_magic("holy", "--max-tokens 10", "q")  # deepseek-v3.2: still priced
+    turn = magics.turns[-1]
+    prompt = turn.stats.prompt_tokens or 0
+    assert turn.cost == pytest.approx((prompt * 0.28 + turn.stats.tokens * 0.42) / 1e6)
+    with pytest.raises(TypeError, match="a price is a number"):
+        magics.prices = {"x": "cheap"}
 
 
 def test_code_format_without_fences_uses_the_whole_reply(

@@ -17,7 +17,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from magicutil import Recorder, cassette_deltas
 from markdown_it import MarkdownIt
 
-from holynb._render_safe import safe_markdown
+from holynb.notebook.safe_markdown import safe_markdown
 from mockserver._cassettes import Cassette, save_cassette
 from mockserver._frames import Frame
 

@@ -113,10 +113,10 @@ async def test_send_streams_a_reply(holy_mock: Any, make_panel: Any) -> None:
     assert "holynb-assistant" in state(assistant)["_dom_classes"]
     footer = panel._messages[-1].footer_text
     assert "TTFT" in footer and "tok/s" in footer and "24 tokens" in footer
-    assert "$" in footer and "SSE" in footer
-    # One final complete render of the whole reply.
-    (body,) = panel._messages[-1].body.children
-    assert body.value.startswith("<p>")
+    assert "$" in footer and "SSE" in footer and footer.startswith("deepseek-v3.2 · SSE · ")
+    # The final render completes the reply in place: every block rendered, none repeated.
+    bodies = panel._messages[-1].body.children
+    assert bodies and all(b.value.startswith("<p>") for b in bodies)
     assert panel.streaming is False
     assert state(panel._stop_button)["disabled"] is True
     request = holy_mock.journal()[-1]["request"]
@@ -209,8 +209,6 @@ async def test_last_code_block_from_a_cassette_reply(
 ) -> None:
     panel = make_panel(holy_mock_factory(speed=0))  # the shipped cassette, without its timing
     assert panel.last_code() is None
-    panel._insert_button.click()
-    assert "No code block" in panel.banner
     reply = await panel.send(FIB_PROMPT)
     assert "```" in reply
     code = panel.last_code()
@@ -219,8 +217,32 @@ async def test_last_code_block_from_a_cassette_reply(
     shell.rl_next_input = None
     assert panel.insert_code() == code
     assert shell.rl_next_input == code
-    panel._insert_button.click()
-    assert "new cell" in panel.status
+
+
+@pytest.mark.parametrize(
+    ("report", "status"),
+    [
+        ("inserted#1", "Code inserted into a new cell below the panel."),
+        ("copied#2", "Copied the code to the clipboard: this page has no holynb frontend"),
+        ("failed#3", "Could not insert or copy the code here"),
+        ("none#4", "No code block in the assistant's replies yet."),
+        ("garbage#5", "Could not insert or copy the code here"),
+    ],
+)
+def test_code_to_cell_status_says_what_the_browser_did(
+    holy_mock: Any, report: str, status: str
+) -> None:
+    from holynb import ChatPanel
+
+    panel = ChatPanel(base_url=holy_mock.url, api_key="sk-holynb-mock")
+    try:
+        before = panel.status
+        panel._insert_report.value = report  # what the page's script sends after the click
+        assert panel.status.startswith(status)
+        panel._insert_report.value = ""
+        assert panel.status.startswith(status) and before != panel.status
+    finally:
+        panel.close()
 
 
 async def test_messages_show_the_partial_text_while_streaming(

@@ -1,0 +1,112 @@
+"""What the notebook faces say when something fails: one line, what happened and what to do.
+
+The client's errors carry ``.message`` (what happened, in plain words) and ``.hint`` (advice for
+code that calls the client: ``idle_timeout=``, ``.partial_text`` ...). A notebook user is in a
+cell or a chat panel, not in that code, so the faces show ``.message`` with advice written here
+for their own controls: cell flags and ``%holy`` subcommands for ``%%holy``, the Retry button
+and constructor arguments for ``ChatPanel``. One hint per line, never a Python field name.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from holynb import _config
+from holynb._errors import (
+    APIStatusError,
+    AuthenticationError,
+    ConfigError,
+    HolyError,
+    MalformedChunkError,
+    RateLimitError,
+    StreamInterrupted,
+    StreamTimeout,
+)
+
+__all__ = ["LINE_WIDTH", "Face", "advice", "error_line", "scrub", "what_happened"]
+
+Face = Literal["magic", "panel"]
+
+# The error line fits one line of a notebook output at this many columns.
+LINE_WIDTH = 100
+
+_MAGIC_TIMEOUT_ADVICE = {
+    "connect": "check the base URL, or allow longer: --connect-timeout 30",
+    "first_token": "allow longer: --first-token-timeout 120",
+    "idle": "allow longer pauses: --idle-timeout 60",
+    "total": "allow longer: --timeout 1200",
+}
+
+
+def what_happened(exc: BaseException) -> str:
+    """The failure in one line: the client's message (never its code-level hint), key masked."""
+    if isinstance(exc, HolyError):
+        text = exc.message
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return scrub(" ".join(text.split()))
+
+
+def advice(exc: BaseException, face: Face) -> str:
+    """What the user can do about ``exc`` with the controls of ``face``."""
+    magic = face == "magic"
+    if isinstance(exc, ConfigError):
+        if "API key" in exc.message or "HOLYSHEEP_API_KEY" in exc.message:
+            return (
+                "set HOLYSHEEP_API_KEY, or try offline: %holy mock start"
+                if magic
+                else "set HOLYSHEEP_API_KEY, or try offline: ChatPanel(mock=True)"
+            )
+        return "check this cell's options: %holy config" if magic else "check the panel's settings"
+    if isinstance(exc, AuthenticationError):
+        return (
+            "check the key: %env HOLYSHEEP_API_KEY=sk-…"
+            if magic
+            else "check HOLYSHEEP_API_KEY or the api_key given to the panel"
+        )
+    if isinstance(exc, RateLimitError):
+        return "wait a little, then run the cell again" if magic else "wait a little, then Retry"
+    if isinstance(exc, APIStatusError):
+        return _status_advice(exc, magic)
+    if isinstance(exc, StreamTimeout):
+        if magic:
+            return _MAGIC_TIMEOUT_ADVICE.get(exc.phase, "run the cell again")
+        return "the server is slow; press Retry"
+    if isinstance(exc, MalformedChunkError):
+        return "the server sent a broken chunk; " + ("run the cell again" if magic else "Retry")
+    if isinstance(exc, StreamInterrupted):
+        return "run the cell again" if magic else "press Retry"
+    return "details: %holy error" if magic else "press Retry"
+
+
+def _status_advice(exc: APIStatusError, magic: bool) -> str:
+    code = exc.status_code
+    if code == 404:
+        return "check the model name: %holy models" if magic else "pick another model"
+    if code == 413:
+        return "shorten the prompt or start afresh: --new" if magic else "shorten it, or Clear"
+    if code >= 500:
+        return "the server failed; run the cell again" if magic else "the server failed; Retry"
+    return "check this cell's options" if magic else "check the panel's settings"
+
+
+def error_line(exc: BaseException, face: Face, *, partial: bool = False) -> str:
+    """``⚠ what happened — what to do``, within :data:`LINE_WIDTH` columns."""
+    tip = advice(exc, face)
+    suffix = f" — {tip}"
+    if partial:
+        suffix += " · partial answer kept"
+    message = what_happened(exc)
+    room = LINE_WIDTH - len("⚠ ") - len(suffix)
+    if len(message) > room:
+        message = message[: max(room - 1, 0)].rstrip() + "…"
+    return f"⚠ {message}{suffix}"
+
+
+def scrub(text: str) -> str:
+    """Mask the configured API key wherever it might appear (a server may echo it back)."""
+    try:
+        key = _config.resolve_api_key()
+    except ConfigError:
+        return text
+    return _config.scrub(text, key)
