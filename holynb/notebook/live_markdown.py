@@ -440,8 +440,8 @@ class LiveMarkdown:
         self.blocks.close()
         self._start = self.blocks.length
         if self._slot is not None:
-            if rest != self._shown:
-                emits.append(Emit("update", self._slot, rest, True))
+            # Sent even when the text is what the slot shows: it is final now (frozen).
+            emits.append(Emit("update", self._slot, rest, True))
         elif rest.strip():
             emits.append(Emit("new", self._new_slot(), rest, True))
         self._slot = None

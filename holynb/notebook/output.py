@@ -223,11 +223,11 @@ class RichOutput:
         thinking = self._thinking
         return thinking is not None and thinking.markdown() != thinking.shown
 
-    def _calls_due(self, *, done: bool = False) -> list[int]:
+    def _calls_due(self) -> list[int]:
         return [
             index
             for index, call in sorted(self._calls.items())
-            if tool_call_markdown(call, done=done) != self._call_shown.get(index)
+            if tool_call_markdown(call, done=False) != self._call_shown.get(index)
         ]
 
     def _progress_due(self) -> bool:
@@ -329,7 +329,7 @@ class RichOutput:
         elif text:
             self._paced()
             self._new({"text/plain": text})
-        for index in self._calls_due(done=True):
+        for index in sorted(self._calls):  # final: with plain text, even if it looks the same
             self._paced()
             self._send_call(index, done=True)
         if line is not None:

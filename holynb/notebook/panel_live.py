@@ -143,13 +143,15 @@ class LiveReply:
                 changed = True
             elif widget.value != value:
                 widget.value = value
-        if changed:
-            self._box.children = self._children()
+        children = self._children()
+        if changed or children != self._box.children:
+            self._box.children = children
 
     def _children(self) -> tuple[w.Widget, ...]:
         thinking = (self._thinking,) if self._thinking is not None else ()
         calls = tuple(widget for _, widget in sorted(self._call_widgets.items()))
-        tail = (self._tail,) if self._tail.value or not (self._blocks or calls) else ()
+        empty = not (thinking or self._blocks or calls)
+        tail = (self._tail,) if self._tail.value or empty else ()
         return (*thinking, *self._blocks, *tail, *calls)
 
     def finish(self) -> None:

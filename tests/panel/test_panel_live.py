@@ -122,3 +122,55 @@ async def test_mock_true_needs_no_key(monkeypatch: pytest.MonkeyPatch, mock: obj
     finally:
         await panel.aclose()
     assert panel._mock is None
+
+
+async def test_reply_with_thinking_and_tool_calls() -> None:
+    loop = asyncio.get_running_loop()
+    box = w.VBox()
+    live = LiveReply(box, loop)
+    for i in range(5):
+        live.add_reasoning(f"thought {i}. ")
+    await asyncio.sleep(UPDATE_INTERVAL_S * 2)
+    (thinking,) = box.children
+    assert "<details" in thinking.value and " open>" in thinking.value
+    live.feed("Checking the weather.\n\n")
+    live.tool_call(0, "call_0", "get_weather", '{"location": ')
+    live.tool_call(0, None, None, '"Bangkok"}')
+    await asyncio.sleep(UPDATE_INTERVAL_S * 2)
+    live.finish()
+    thinking, answer, call = box.children
+    assert " open>" not in thinking.value and "Thought for" in thinking.value
+    assert "thought 4." in thinking.value
+    assert answer.value == render_html("Checking the weather.\n\n")
+    assert "get_weather" in call.value and "Bangkok" in call.value
+    assert "holynb-tool-call" in call._dom_classes
+    assert live.reasoning.startswith("thought 0.")
+    assert live.tool_calls == [
+        {
+            "id": "call_0",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"location": "Bangkok"}'},
+        }
+    ]
+
+
+async def test_tool_calls_only_leave_no_empty_answer_widget() -> None:
+    loop = asyncio.get_running_loop()
+    box = w.VBox()
+    live = LiveReply(box, loop)
+    live.tool_call(0, "c", "f", "{}")
+    live.finish()
+    (call,) = box.children
+    assert "holynb-tool-call" in call._dom_classes
+
+
+async def test_the_answer_shows_after_a_thinking_block() -> None:
+    loop = asyncio.get_running_loop()
+    box = w.VBox()
+    live = LiveReply(box, loop)
+    live.add_reasoning("hmm")
+    await asyncio.sleep(UPDATE_INTERVAL_S * 2)
+    live.feed("The answer")
+    await asyncio.sleep(UPDATE_INTERVAL_S * 2)
+    thinking, answer = box.children
+    assert "The answer" in answer.value and " open>" not in thinking.value
