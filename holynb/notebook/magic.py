@@ -42,12 +42,13 @@ INTERRUPTED_LINE = "⏹ interrupted — partial answer kept above"
 class HolyInterrupt(KeyboardInterrupt):
     """Kernel → Interrupt stopped a stream.
 
-    Raised so that "Run All" stops at this cell, like any interrupt; the cell's status line
-    already says what happened, so the traceback is empty and the interrupt is said once.
+    Raised so that "Run All" stops at this cell, like any interrupt. It is the one place that
+    says so: its traceback is the single line ``⏹ interrupted — partial answer kept above ·
+    <stats>`` (the cell shows no status line of its own).
     """
 
     def _render_traceback_(self) -> list[str]:
-        return []
+        return [str(self)]
 
 
 @dataclass(slots=True)
@@ -208,9 +209,7 @@ class HolyMagics(Subcommands, Magics, Configurable):
         elif request.out and (text or reply.tool_calls):
             self.shell.user_ns[request.out] = reply  # partial text is still worth keeping
         if outcome == "interrupted":
-            line = INTERRUPTED_LINE
-            if request.show_stats:
-                line += " · " + self._stats_line(turn)
+            line = None  # HolyInterrupt, raised below, says it
         elif got.error is not None:
             self._remember_error(got.error)
             line = error_line(got.error, "magic", partial=bool(text.strip()))
@@ -220,7 +219,8 @@ class HolyMagics(Subcommands, Magics, Configurable):
                 line = f"⚠ {problem}" + (f" · {line}" if line else "")
         output.finish(text, bundle, line)
         if outcome == "interrupted":
-            raise HolyInterrupt(INTERRUPTED_LINE)
+            stats = " · " + self._stats_line(turn) if request.show_stats else ""
+            raise HolyInterrupt(INTERRUPTED_LINE + stats)
 
     def _output(self, fmt: str) -> Output:
         mode = self.display_mode

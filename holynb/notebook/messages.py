@@ -50,44 +50,36 @@ def what_happened(exc: BaseException) -> str:
 def advice(exc: BaseException, face: Face) -> str:
     """What the user can do about ``exc`` with the controls of ``face``."""
     magic = face == "magic"
+    again = "run the cell again" if magic else "press Retry"
     if isinstance(exc, ConfigError):
         if "API key" in exc.message or "HOLYSHEEP_API_KEY" in exc.message:
-            return (
-                "set HOLYSHEEP_API_KEY, or try offline: %holy mock start"
-                if magic
-                else "set HOLYSHEEP_API_KEY, or try offline: ChatPanel(mock=True)"
-            )
+            offline = "%holy mock start" if magic else "ChatPanel(mock=True)"
+            return f"set HOLYSHEEP_API_KEY, or try offline: {offline}"
         return "check this cell's options: %holy config" if magic else "check the panel's settings"
     if isinstance(exc, AuthenticationError):
-        return (
-            "check the key: %env HOLYSHEEP_API_KEY=sk-…"
-            if magic
-            else "check HOLYSHEEP_API_KEY or the api_key given to the panel"
-        )
+        if magic:
+            return "check the key: %env HOLYSHEEP_API_KEY=sk-…"
+        return "check HOLYSHEEP_API_KEY or the api_key given to the panel"
     if isinstance(exc, RateLimitError):
-        return "wait a little, then run the cell again" if magic else "wait a little, then Retry"
+        return f"wait a little, then {again}"
     if isinstance(exc, APIStatusError):
-        return _status_advice(exc, magic)
+        code = exc.status_code
+        if code == 404:
+            return "check the model name: %holy models" if magic else "pick another model"
+        if code == 413:
+            return "shorten the prompt or start afresh: --new" if magic else "shorten it, or Clear"
+        if code >= 500:
+            return f"the server failed; {again}"
+        return "check this cell's options" if magic else "check the panel's settings"
     if isinstance(exc, StreamTimeout):
         if magic:
-            return _MAGIC_TIMEOUT_ADVICE.get(exc.phase, "run the cell again")
-        return "the server is slow; press Retry"
+            return _MAGIC_TIMEOUT_ADVICE.get(exc.phase, again)
+        return f"the server is slow; {again}"
     if isinstance(exc, MalformedChunkError):
-        return "the server sent a broken chunk; " + ("run the cell again" if magic else "Retry")
+        return f"the server sent a broken chunk; {again}"
     if isinstance(exc, StreamInterrupted):
-        return "run the cell again" if magic else "press Retry"
-    return "details: %holy error" if magic else "press Retry"
-
-
-def _status_advice(exc: APIStatusError, magic: bool) -> str:
-    code = exc.status_code
-    if code == 404:
-        return "check the model name: %holy models" if magic else "pick another model"
-    if code == 413:
-        return "shorten the prompt or start afresh: --new" if magic else "shorten it, or Clear"
-    if code >= 500:
-        return "the server failed; run the cell again" if magic else "the server failed; Retry"
-    return "check this cell's options" if magic else "check the panel's settings"
+        return again
+    return "details: %holy error" if magic else again
 
 
 def error_line(exc: BaseException, face: Face, *, partial: bool = False) -> str:

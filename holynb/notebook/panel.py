@@ -558,8 +558,8 @@ class ChatPanel(w.VBox):
 
     def _show_error(self, err: BaseException, *, retry: Callable[[], object] | None = None) -> None:
         tip = advice(err, "panel")
-        if retry is None and tip.endswith("Retry"):
-            tip = "try again"  # nothing to retry here (e.g. a button's callback failed)
+        if retry is None and tip.endswith("press Retry"):
+            tip = tip.removesuffix("press Retry") + "try again"  # no Retry offered here
         self._show_banner(f"{what_happened(err)} — {tip}", retrying=False, retry=retry)
 
     def _show_banner(

@@ -7,12 +7,8 @@ import re
 from typing import Any
 
 import pytest
-from panel_helpers import (
-    all_states,
-    assert_inert,
-    write_cassette,
-    write_error_cassette,
-)
+from cassette_files import write_cassette, write_error_cassette
+from panel_helpers import all_states, assert_inert
 
 from holynb.notebook.panel import STOP_MARKER
 
@@ -76,7 +72,7 @@ async def test_stop_before_the_first_step(holy_mock: Any, make_panel: Any) -> No
 
 FAULTS = [
     pytest.param(
-        {"fault": "status:code=503"}, {"max_retries": 0}, "server failed; Retry", False, id="503"
+        {"fault": "status:code=503"}, {"max_retries": 0}, "failed; press Retry", False, id="503"
     ),
     pytest.param({"fault": "disconnect:after=5"}, {}, "— press Retry", True, id="disconnect"),
     pytest.param({"fault": "reset:after=5"}, {}, "— press Retry", True, id="reset"),
@@ -98,7 +94,7 @@ FAULTS = [
     pytest.param(
         {"fault": "status:code=429,retry_after=0.1"},
         {"max_retries": 1},
-        "wait a little, then Retry",
+        "wait a little, then press Retry",
         False,
         id="429",
     ),
