@@ -493,3 +493,19 @@ def test_terminal_errors_and_retries_are_plain_lines(
     lines = cap.stdout.splitlines()
     assert lines[0].startswith("⟳ server error 503 — retrying in")
     assert lines[-1].startswith("⚠ ") and "run the cell again" in lines[-1]
+
+
+def test_mock_start_says_what_tps_does_and_does_not_change(
+    ip: InteractiveShell, magics: HolyMagics
+) -> None:
+    with capture_output() as cap:
+        ip.run_line_magic("holy", "mock start --tps 60")
+    line = cap.stdout.strip()
+    assert "generated replies: 60 tok/s" in line
+    assert "cassettes replay at their recorded pace × 1 (set by speed, not tps)" in line
+    with capture_output() as cap:
+        ip.run_line_magic("holy", "mock start --speed 2")
+    assert "cassettes replay at their recorded pace × 2" in cap.stdout
+    with capture_output() as cap:
+        ip.run_line_magic("holy", "mock start")
+    assert "cassettes" not in cap.stdout  # nothing to warn about

@@ -293,3 +293,16 @@ async def test_calls_from_another_thread_run_on_the_home_loop(
         "sent from a subshell",
         second,
     ]
+
+
+def test_mock_panel_says_how_the_mock_paces_replies() -> None:
+    from holynb import ChatPanel
+
+    panel = ChatPanel(mock={"tps": 60})
+    try:
+        assert panel.status.startswith("Mock server at http://127.0.0.1:")
+        assert "60 tok/s" in panel.status and "set by speed, not tps" in panel.status
+    finally:
+        panel.close()
+    with pytest.raises(TypeError, match="unknown mock option"):
+        ChatPanel(mock={"tokens_per_second": 60})
