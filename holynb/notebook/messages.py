@@ -9,6 +9,7 @@ and constructor arguments for ``ChatPanel``. One hint per line, never a Python f
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from holynb import _config
@@ -29,6 +30,7 @@ Face = Literal["magic", "panel"]
 
 # The error line fits one line of a notebook output at this many columns.
 LINE_WIDTH = 100
+_HTTP_FROM_URL = re.compile(r"^HTTP (\d{3}) from \S+: ")
 
 _MAGIC_TIMEOUT_ADVICE = {
     "connect": "check the base URL, or allow longer: --connect-timeout 30",
@@ -39,12 +41,17 @@ _MAGIC_TIMEOUT_ADVICE = {
 
 
 def what_happened(exc: BaseException) -> str:
-    """The failure in one line: the client's message (never its code-level hint), key masked."""
+    """The failure in one line: the client's message (never its code-level hint), key masked.
+
+    The endpoint URL of an HTTP error is left out (``HTTP 401: …``): the user knows where the
+    cell sends its requests, and the line has room for the server's words instead.
+    """
     if isinstance(exc, HolyError):
         text = exc.message
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return scrub(" ".join(text.split()))
+    text = _HTTP_FROM_URL.sub(r"HTTP \1: ", " ".join(text.split()))
+    return scrub(text)
 
 
 def advice(exc: BaseException, face: Face) -> str:
@@ -91,7 +98,12 @@ def error_line(exc: BaseException, face: Face, *, partial: bool = False) -> str:
     message = what_happened(exc)
     room = LINE_WIDTH - len("⚠ ") - len(suffix)
     if len(message) > room:
-        message = message[: max(room - 1, 0)].rstrip() + "…"
+        cut = message[: max(room - 1, 0)]
+        # End at a word, never inside one, unless that would drop most of the message.
+        space = cut.rfind(" ")
+        if space > room * 0.6:
+            cut = cut[:space]
+        message = cut.rstrip(" .,;:") + "…"
     return f"⚠ {message}{suffix}"
 
 
