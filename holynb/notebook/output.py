@@ -25,7 +25,7 @@ from holynb.notebook.live_markdown import Budget, Emit, LiveMarkdown
 from holynb.notebook.reply_parts import (
     ToolCallView,
     pretty_json,
-    thinking_markdown,
+    thinking_block,
     thinking_summary,
     tool_call_markdown,
 )
@@ -115,7 +115,7 @@ class _Thinking:
         return self.seconds is not None
 
     def markdown(self) -> str:
-        return thinking_markdown("".join(self.parts), done=self.done, seconds=self.seconds)
+        return thinking_block("".join(self.parts), done=self.done, seconds=self.seconds)
 
 
 class RichOutput:

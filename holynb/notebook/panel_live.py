@@ -15,7 +15,7 @@ from typing import Any
 import ipywidgets as w
 
 from holynb.notebook.live_markdown import Budget, MarkdownBlocks
-from holynb.notebook.reply_parts import ToolCallView, thinking_html, tool_call_markdown
+from holynb.notebook.reply_parts import ToolCallView, thinking_block, tool_call_markdown
 from holynb.notebook.safe_markdown import render_html
 
 __all__ = ["UPDATE_INTERVAL_S", "LiveReply", "Message"]
@@ -110,7 +110,9 @@ class LiveReply:
         changed = False
         if self._reasoning:
             done = self._thinking_s is not None or final
-            value = thinking_html(self.reasoning, done=done, seconds=self._thinking_s)
+            value = thinking_block(
+                self.reasoning, done=done, seconds=self._thinking_s, html=True
+            )
             if self._thinking is None:
                 self._thinking = w.HTML(value)
                 self._thinking.add_class("holynb-thinking-box")

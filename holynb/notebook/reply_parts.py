@@ -23,8 +23,7 @@ __all__ = [
     "ToolCallView",
     "pretty_json",
     "reasoning_tail",
-    "thinking_html",
-    "thinking_markdown",
+    "thinking_block",
     "thinking_summary",
     "tool_call_markdown",
 ]
@@ -51,27 +50,20 @@ def reasoning_tail(text: str, limit: int = THINKING_TAIL_CHARS) -> str:
     return "…" + (tail[cut + 1 :] if 0 <= cut < limit // 2 else tail)
 
 
-def thinking_markdown(text: str, *, done: bool, seconds: float | None) -> str:
-    """The "Thinking" block as Markdown for ``%%holy`` (an HTML ``<details>`` around it)."""
-    body = text if done else reasoning_tail(text)
+def thinking_block(text: str, *, done: bool, seconds: float | None, html: bool = False) -> str:
+    """The "Thinking" block: Markdown for ``%%holy`` or, with ``html``, HTML for the panel.
+
+    An HTML ``<details>`` either way, open with the last lines while the model thinks, closed
+    with everything once the answer starts.
+    """
+    body = (text if done else reasoning_tail(text)).strip()
     summary = thinking_summary(done=done, seconds=seconds)
     opened = "" if done else " open"
+    head = f'<details class="holynb-thinking"{opened}>'
+    if html:
+        return f"{head}<summary>{summary}</summary>{render_html(body)}</details>"
     # Blank lines around the body: Markdown inside an HTML block needs them (CommonMark 4.6).
-    return (
-        f'<details class="holynb-thinking"{opened}>\n<summary>{summary}</summary>\n\n'
-        f"{safe_markdown(body.strip())}\n\n</details>\n"
-    )
-
-
-def thinking_html(text: str, *, done: bool, seconds: float | None) -> str:
-    """The "Thinking" block as HTML for ``ChatPanel``."""
-    body = text if done else reasoning_tail(text)
-    summary = thinking_summary(done=done, seconds=seconds)
-    opened = "" if done else " open"
-    return (
-        f'<details class="holynb-thinking"{opened}><summary>{summary}</summary>'
-        f"{render_html(body.strip())}</details>"
-    )
+    return f"{head}\n<summary>{summary}</summary>\n\n{safe_markdown(body)}\n\n</details>\n"
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from holynb.notebook.reply_parts import (
     ToolCallView,
     pretty_json,
     reasoning_tail,
-    thinking_markdown,
+    thinking_block,
     tool_call_markdown,
 )
 
@@ -82,11 +82,14 @@ def test_invalid_arguments_are_flagged() -> None:
 
 def test_thinking_block_is_open_with_a_tail_then_collapsed_with_everything() -> None:
     reasoning = "".join(f"Step {i}: consider the options carefully.\n" for i in range(60))
-    live = thinking_markdown(reasoning, done=False, seconds=None)
+    live = thinking_block(reasoning, done=False, seconds=None)
     assert "<details" in live and " open>" in live and "Thinking…" in live
     assert "Step 59" in live and "Step 0:" not in live
     assert len(live) < THINKING_TAIL_CHARS + 200  # each live update stays small
-    done = thinking_markdown(reasoning, done=True, seconds=2.34)
+    done = thinking_block(reasoning, done=True, seconds=2.34)
+    assert thinking_block(reasoning, done=True, seconds=2.34, html=True).startswith(
+        '<details class="holynb-thinking"><summary>💭 Thought for 2.3 s</summary><p>Step 0'
+    )
     assert " open>" not in done and "Thought for 2.3 s" in done
     assert "Step 0:" in done and "Step 59" in done
     assert reasoning_tail("short") == "short"
