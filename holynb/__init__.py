@@ -1,7 +1,7 @@
 """holynb: stream OpenAI-compatible chat completions into Jupyter.
 
 The public names live in private modules and are imported lazily on first use, so that
-``import holynb`` stays cheap (httpx, aiohttp and IPython load only when needed).
+``import holynb`` stays cheap (aiohttp and IPython load only when needed).
 """
 
 from __future__ import annotations
@@ -19,13 +19,18 @@ _EXPORTS: dict[str, str] = {
     "ChatPanel": "holynb.notebook.panel",
     "Client": "holynb._sync",
     "ConfigError": "holynb._errors",
+    "ConnectError": "holynb._errors",
+    "ContentDelta": "holynb._events",
     "HolyError": "holynb._errors",
     "HolyMagics": "holynb.notebook.magic",
     "MalformedChunkError": "holynb._errors",
     "RateLimitError": "holynb._errors",
+    "ReasoningDelta": "holynb._events",
+    "StreamEvent": "holynb._events",
     "StreamInterrupted": "holynb._errors",
     "StreamStats": "holynb._stats",
     "StreamTimeout": "holynb._errors",
+    "ToolCallDelta": "holynb._events",
 }
 
 __all__ = [
@@ -35,13 +40,18 @@ __all__ = [
     "ChatPanel",
     "Client",
     "ConfigError",
+    "ConnectError",
+    "ContentDelta",
     "HolyError",
     "HolyMagics",
     "MalformedChunkError",
     "RateLimitError",
+    "ReasoningDelta",
+    "StreamEvent",
     "StreamInterrupted",
     "StreamStats",
     "StreamTimeout",
+    "ToolCallDelta",
     "__version__",
     "load_ipython_extension",
     "unload_ipython_extension",
@@ -53,12 +63,14 @@ if TYPE_CHECKING:
         APIStatusError,
         AuthenticationError,
         ConfigError,
+        ConnectError,
         HolyError,
         MalformedChunkError,
         RateLimitError,
         StreamInterrupted,
         StreamTimeout,
     )
+    from holynb._events import ContentDelta, ReasoningDelta, StreamEvent, ToolCallDelta
     from holynb._stats import StreamStats
     from holynb._sync import Client
     from holynb.notebook.magic import HolyMagics

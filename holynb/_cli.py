@@ -132,6 +132,28 @@ def _add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--mock", action="store_true", help="use the bundled mock server (offline, no key needed)"
     )
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument(
+        "--ca-bundle",
+        metavar="PATH",
+        help="trust the CAs in this PEM file or directory (default: the system's, or "
+        "SSL_CERT_FILE / SSL_CERT_DIR)",
+    )
+    tls.add_argument(
+        "--insecure", action="store_true", help="do not check the server's TLS certificate"
+    )
+    parser.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="send requests through this HTTP proxy (default: HTTPS_PROXY / HTTP_PROXY / "
+        "NO_PROXY)",
+    )
+
+
+def _network(args: argparse.Namespace) -> dict[str, Any]:
+    """The client's network options from --ca-bundle / --insecure / --proxy."""
+    verify: bool | str = False if args.insecure else args.ca_bundle or True
+    return {"verify": verify, "proxy": args.proxy}
 
 
 def _positive_int(text: str) -> int:
@@ -195,6 +217,7 @@ def _run_chat(args: argparse.Namespace) -> int:
                 transport=args.transport,
                 params=params,
                 stats=not args.no_stats,
+                network=_network(args),
             )
 
     _run(chat())
@@ -204,7 +227,7 @@ def _run_chat(args: argparse.Namespace) -> int:
 def _run_models(args: argparse.Namespace) -> int:
     async def models() -> list[str]:
         async with _endpoint(mock=args.mock, base_url=args.base_url) as (base_url, api_key):
-            async with _client(base_url, api_key) as client:
+            async with _client(base_url, api_key, _network(args)) as client:
                 return await client.models()
 
     for model in _run(models()):
@@ -246,11 +269,15 @@ async def _endpoint(
 
 
 @contextlib.asynccontextmanager
-async def _client(base_url: str | None, api_key: str | None) -> AsyncIterator[AsyncClient]:
+async def _client(
+    base_url: str | None, api_key: str | None, network: dict[str, Any] | None = None
+) -> AsyncIterator[AsyncClient]:
     from holynb._client import AsyncClient
 
     # The CLI makes one request: a quick retry or two, not a long wait, before giving up.
-    async with AsyncClient(base_url=base_url, api_key=api_key, max_retries=2) as client:
+    async with AsyncClient(
+        base_url=base_url, api_key=api_key, max_retries=2, **(network or {})
+    ) as client:
         yield client
 
 
@@ -263,11 +290,12 @@ async def _chat(
     transport: str | None,
     params: dict[str, Any],
     stats: bool,
+    network: dict[str, Any] | None = None,
 ) -> None:
     """Stream one reply to stdout as it arrives, then print the stats line to stderr."""
     out = sys.stdout
     text_ended_with_newline = True
-    async with _client(base_url, api_key) as client:
+    async with _client(base_url, api_key, network) as client:
         try:
             async with client.stream(
                 messages, model=model, transport=transport, **params

@@ -1,33 +1,44 @@
-"""The async client: configuration, transports, ``stream()``, ``complete()`` and ``models()``."""
+"""The async client: configuration, ``stream()``, ``complete()`` and ``models()``.
+
+A client owns one network :class:`~holynb._transports.session.Session` (TLS, proxies, one
+connection pool) and the WebSocket pool on top of it; an API module (``holynb._apis``) shapes
+request bodies and parses replies.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import os
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from holynb._chunks import ChunkParser, error_from_status
+from holynb._apis import load_api
+from holynb._apis.base import build_messages
 from holynb._config import (
+    Options,
+    check_headers,
     check_timeout,
     mask_key,
+    mask_url,
     resolve_api_key,
     resolve_base_url,
     resolve_model,
     resolve_transport,
-    scrub,
+    url_password,
 )
 from holynb._errors import APIStatusError, ConfigError, HolyError, StreamTimeout
-from holynb._retry import RetryEvent, retry_after_from_headers
+from holynb._retry import RetryEvent, plan_retry, wait_retry
 from holynb._stats import StreamStats
-from holynb._stream import AsyncStream, Attempt, Options, plan_retry, wait_retry
+from holynb._stream import AsyncStream, Attempt
+from holynb._transports.config import NetConfig
 
 if TYPE_CHECKING:
-    from holynb._transport_sse import SSETransport
-    from holynb._transport_ws import WSTransport
+    from holynb._transports.session import Session
+    from holynb._transports.ws import WSTransport
 
 __all__ = ["AsyncClient", "CompletionResult", "build_messages"]
 
@@ -48,36 +59,19 @@ class CompletionResult:
     model: str
     stats: StreamStats = field(default_factory=StreamStats)
     raw: dict[str, Any] | None = None
-
-
-def build_messages(messages_or_prompt: str | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """A prompt string becomes one user message; a message list is checked and copied."""
-    if isinstance(messages_or_prompt, str):
-        if not messages_or_prompt.strip():
-            raise ConfigError("The prompt is empty: pass some text or a list of messages.")
-        return [{"role": "user", "content": messages_or_prompt}]
-    if not isinstance(messages_or_prompt, Sequence) or not messages_or_prompt:
-        raise ConfigError(
-            "Pass a prompt string or a non-empty list of messages like "
-            '[{"role": "user", "content": "Hi"}].'
-        )
-    messages: list[dict[str, Any]] = []
-    for i, message in enumerate(messages_or_prompt):
-        if not isinstance(message, Mapping) or "role" not in message:
-            raise ConfigError(
-                f"Message {i} must be a dict with a 'role' (and 'content'), got {message!r:.80}."
-            )
-        messages.append(dict(message))
-    return messages
+    reasoning: str = ""
 
 
 class AsyncClient:
-    """Streams chat completions over SSE (httpx) or WebSocket (aiohttp), with retries.
+    """Streams chat completions over SSE or WebSocket (one aiohttp session), with retries.
 
     Keyword arguments override ``holynb._config.configure()`` values, which override the
     environment (``HOLYSHEEP_API_KEY``, ``HOLYSHEEP_BASE_URL``, ``HOLYNB_MODEL``,
-    ``HOLYNB_TRANSPORT``). Timeouts are in seconds (None = no limit).
-    Use it as ``async with AsyncClient() as c:``.
+    ``HOLYNB_TRANSPORT``). Timeouts are in seconds (None = no limit). ``verify`` is True (system
+    CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), False, a CA bundle path or an
+    ``ssl.SSLContext``; ``proxy`` a proxy URL (default: ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
+    ``ALL_PROXY`` / ``NO_PROXY``). Both are read once, here. Use it as
+    ``async with AsyncClient() as c:``.
     """
 
     def __init__(
@@ -97,8 +91,10 @@ class AsyncClient:
         max_connections: int = 1000,
         ws_pool_size: int = 100,
         ping_interval: float = 30.0,
+        verify: bool | str | os.PathLike[str] | ssl.SSLContext = True,
+        proxy: str | None = None,
     ) -> None:
-        self.base_url = resolve_base_url(base_url)
+        url = resolve_base_url(base_url)
         self._key = resolve_api_key(api_key)
         self.model = resolve_model(model)
         self.transport = resolve_transport(transport)
@@ -115,10 +111,15 @@ class AsyncClient:
             "skip_malformed": bool(skip_malformed),
             "on_retry": on_retry,
         }
+        self._api = load_api("chat")
+        self._url = url
+        self.base_url = mask_url(url)
+        self._secrets = (self._key, url_password(url))
+        self._net = NetConfig.resolve(verify, proxy)
         self._max_connections = max_connections
         self._ws_pool_size = ws_pool_size
         self._ping_interval = ping_interval
-        self._sse: SSETransport | None = None
+        self._session: Session | None = None
         self._ws: WSTransport | None = None
         self._closed = False
 
@@ -142,14 +143,41 @@ class AsyncClient:
     async def aclose(self) -> None:
         """Close pooled connections (HTTP and WebSocket)."""
         self._closed = True
-        sse, self._sse = self._sse, None
         ws, self._ws = self._ws, None
+        session, self._session = self._session, None
         try:
             if ws is not None:
                 await ws.aclose()
         finally:
-            if sse is not None:
-                await sse.aclose()
+            if session is not None:
+                await session.aclose()
+
+    # -- the network ---------------------------------------------------------------------------
+
+    def _net_session(self) -> Session:
+        if self._closed:
+            raise ConfigError("This client is closed: create a new AsyncClient.")
+        if self._session is None:
+            from holynb._transports.session import Session
+
+            self._session = Session(
+                api=self._api,
+                base_url=self._url,
+                key=self._key,
+                net=self._net,
+                max_connections=self._max_connections,
+            )
+        return self._session
+
+    def _ws_transport(self) -> WSTransport:
+        session = self._net_session()
+        if self._ws is None:
+            from holynb._transports.ws import WSTransport
+
+            self._ws = WSTransport(
+                session, pool_size=self._ws_pool_size, ping_interval=self._ping_interval
+            )
+        return self._ws
 
     # -- streaming -----------------------------------------------------------------------------
 
@@ -187,8 +215,20 @@ class AsyncClient:
             skip_malformed=skip_malformed,
             extra_headers=extra_headers,
         )
-        body = self._body(messages_or_prompt, model, params, stream=True)
-        return AsyncStream(self, body, options)
+        chosen = self.model if model is None else resolve_model(model)
+        body = self._api.build_body(chosen, messages_or_prompt, params, stream=True)
+
+        async def opener(stats: StreamStats) -> Attempt:
+            return await self._open_attempt(body, options, stats)
+
+        return AsyncStream(
+            opener,
+            self._api.parser,
+            options,
+            model=chosen,
+            secrets=self._secrets,
+            label=f"key={self.masked_key}",
+        )
 
     def _options(self, **given: Any) -> Options:
         values = dict(self._defaults)
@@ -202,40 +242,13 @@ class AsyncClient:
             values[name] = value
         chosen = given.get("transport")
         values["transport"] = self.transport if chosen is None else resolve_transport(chosen)
-        values["extra_headers"] = dict(given.get("extra_headers") or {})
+        values["extra_headers"] = check_headers(given.get("extra_headers"))
         return Options(**values)
-
-    def _body(
-        self,
-        messages_or_prompt: str | Sequence[Mapping[str, Any]],
-        model: str | None,
-        params: dict[str, Any],
-        *,
-        stream: bool,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model if model is None else resolve_model(model),
-            "messages": build_messages(messages_or_prompt),
-        }
-        if stream:
-            body["stream"] = True
-            # Ask for the usage chunk (OpenAI sends it only when asked); stream_options=None omits.
-            body["stream_options"] = {"include_usage": True}
-        for name, value in params.items():
-            if name in ("stream", "model", "messages"):
-                raise ConfigError(f"{name}= is set by holynb; pass the prompt/model arguments.")
-            if value is None:
-                body.pop(name, None)
-            else:
-                body[name] = value
-        return body
 
     async def _open_attempt(
         self, body: dict[str, Any], options: Options, stats: StreamStats
     ) -> Attempt:
-        """Open one request attempt on the chosen transport (called by AsyncStream)."""
-        if self._closed:
-            raise ConfigError("This client is closed: create a new AsyncClient.")
+        """Open one request attempt on the chosen transport (the stream's opener)."""
         log.debug(
             "stream %s model=%s transport=%s key=%s",
             self.base_url,
@@ -250,34 +263,15 @@ class AsyncClient:
                 connect_timeout=options.connect_timeout,
                 stats=stats,
             )
-        return await self._sse_transport().open(
-            f"{self.base_url}/chat/completions",
+        from holynb._transports.sse import open_sse
+
+        return await open_sse(
+            self._net_session(),
             body,
             headers=options.extra_headers,
             connect_timeout=options.connect_timeout,
             stats=stats,
         )
-
-    def _sse_transport(self) -> SSETransport:
-        if self._sse is None:
-            from holynb._transport_sse import SSETransport
-
-            self._sse = SSETransport(
-                key=self._key, base_url=self.base_url, max_connections=self._max_connections
-            )
-        return self._sse
-
-    def _ws_transport(self) -> WSTransport:
-        if self._ws is None:
-            from holynb._transport_ws import WSTransport
-
-            self._ws = WSTransport(
-                base_url=self.base_url,
-                key=self._key,
-                pool_size=self._ws_pool_size,
-                ping_interval=self._ping_interval,
-            )
-        return self._ws
 
     # -- one-shot requests ---------------------------------------------------------------------
 
@@ -301,34 +295,26 @@ class AsyncClient:
             total_timeout=total_timeout,
             extra_headers=extra_headers,
         )
-        body = self._body(messages_or_prompt, model, params, stream=False)
+        chosen = self.model if model is None else resolve_model(model)
+        body = self._api.build_body(chosen, messages_or_prompt, params, stream=False)
         stats = StreamStats()
         t0 = time.perf_counter()
-        data = await self._request_json("POST", "/chat/completions", body, options, stats)
-        parser = ChunkParser(stats, t0=t0, skip_malformed=False, key=self._key)
-        message: dict[str, Any] = {}
-        choices = data.get("choices") if isinstance(data, dict) else None
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            message = choices[0].get("message") or {}
-            parser.finish_reason = choices[0].get("finish_reason")
-        if isinstance(data, dict) and isinstance(data.get("usage"), dict):
-            parser._usage(data["usage"])
-        text = message.get("content") or ""
-        if message.get("tool_calls"):
-            parser.tools.add(message["tool_calls"])
+        data = await self._request_json("POST", self._api.path, body, options, stats)
+        reply = self._api.parse_reply(data, stats)
         total = time.perf_counter() - t0
         stats.ttft_s = total
-        stats.tokens = stats.completion_tokens or (1 if text else 0)
+        stats.tokens = stats.completion_tokens or (1 if reply.text else 0)
         stats.chunks = 1
         stats.finish(total)
         return CompletionResult(
-            text=text,
-            finish_reason=parser.finish_reason,
-            usage=parser.usage,
-            tool_calls=parser.tools.result(),
-            model=(data.get("model") if isinstance(data, dict) else None) or body["model"],
+            text=reply.text,
+            finish_reason=reply.finish_reason,
+            usage=reply.usage,
+            tool_calls=reply.tool_calls,
+            model=reply.model or chosen,
             stats=stats,
             raw=data if isinstance(data, dict) else None,
+            reasoning=reply.reasoning,
         )
 
     async def models(self) -> list[str]:
@@ -338,7 +324,8 @@ class AsyncClient:
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise APIStatusError(
-                f"GET {self.base_url}/models returned no model list — check the base URL.",
+                f"GET {self.base_url}/models returned no model list",
+                hint="check the base URL",
                 status_code=200,
                 body=data,
             )
@@ -353,59 +340,36 @@ class AsyncClient:
         stats: StreamStats,
     ) -> Any:
         """One JSON request with the retry policy and the connect/total timeouts."""
-        import httpx
-
-        from holynb._transport_sse import connect_error
-
-        http = self._sse_transport().http
-        url = f"{self.base_url}{path}"
-        attempt = 0
+        session = self._net_session()
+        retries = 0
         total = options.total_timeout
         loop = asyncio.get_running_loop()
         deadline = None if total is None else loop.time() + total
         while True:
             try:
                 async with asyncio.timeout_at(deadline) as scope:
-                    try:
-                        response = await http.request(
-                            method,
-                            url,
-                            content=None if body is None else json.dumps(body).encode(),
-                            headers={"Content-Type": "application/json", **options.extra_headers},
-                            timeout=httpx.Timeout(options.connect_timeout, read=None),
-                        )
-                    except (httpx.TimeoutException, httpx.TransportError) as exc:
-                        raise connect_error(exc, url, options.connect_timeout, self._key) from None
-                stats.bytes += len(response.content)
-                if response.status_code >= 400:
-                    raise error_from_status(
-                        response.status_code,
-                        response.content,
-                        url=url,
-                        key=self._key,
-                        retry_after=retry_after_from_headers(response.headers),
+                    data, size = await session.request_json(
+                        method,
+                        path,
+                        body,
+                        headers=options.extra_headers,
+                        connect_timeout=options.connect_timeout,
                     )
-                try:
-                    return response.json()
-                except ValueError:
-                    start = scrub(response.text[:80], self._key)
-                    raise APIStatusError(
-                        f"{method} {url} did not return JSON ({start!r}) — check the base URL.",
-                        status_code=response.status_code,
-                        body=scrub(response.text, self._key),
-                    ) from None
+                stats.bytes += size
+                return data
             except TimeoutError:
                 if not scope.expired():
                     raise
-                raise StreamTimeout(
-                    f"{method} {url} took longer than {total} s (total_timeout) — "
-                    "raise total_timeout=...",
+                error: HolyError = StreamTimeout(
+                    f"{method} {self.base_url}{path} took longer than {total} s (total_timeout)",
+                    hint="raise total_timeout=...",
                     phase="total",
                     timeout=total or 0.0,
-                ) from None
+                )
             except HolyError as exc:
-                event = plan_retry(exc, attempt, options, deadline)
-                if event is None:
-                    raise
-                attempt = event.attempt
-                await wait_retry(event, options, stats)
+                error = exc
+            event = plan_retry(error, retries, options, deadline)
+            if event is None:
+                raise error
+            retries = event.attempt
+            await wait_retry(event, options, stats)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from holynb._errors import ConfigError
@@ -11,8 +13,11 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
     "PLACEHOLDER_KEY",
+    "Options",
+    "check_headers",
     "configure",
     "mask_key",
+    "mask_url",
     "reset_defaults",
     "resolve_api_key",
     "resolve_base_url",
@@ -21,6 +26,7 @@ __all__ = [
     "restore_defaults",
     "scrub",
     "snapshot_defaults",
+    "url_password",
 ]
 
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
@@ -91,11 +97,46 @@ def mask_key(key: str | None) -> str:
     return f"{prefix}…{key[-4:]}"
 
 
-def scrub(text: str, key: str | None) -> str:
-    """Replace every occurrence of ``key`` in ``text`` by its masked form."""
-    if key and key in text:
-        return text.replace(key, mask_key(key))
+def scrub(text: str, *secrets: str | None) -> str:
+    """Replace every occurrence of each secret (API key, URL password) by its masked form."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, mask_key(secret))
     return text
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any ``user:password@`` part shown as ``***@`` (for messages and reprs)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def url_password(url: str) -> str | None:
+    """The password (else the user name) in ``url``'s userinfo, to scrub from any text."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.password or parts.username or None
+
+
+def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """Copy ``extra_headers``, refusing what cannot be sent (the value is never shown)."""
+    checked: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not name or not name.isascii() or not name.isprintable():
+            raise ConfigError(f"Header name {name!r:.60} is not a printable ASCII string.")
+        if not isinstance(value, str):
+            raise ConfigError(f"The value of header {name!r} must be a string.")
+        if not value.isascii():
+            raise ConfigError(
+                f"The value of header {name!r} has non-ASCII characters; HTTP headers carry "
+                "ASCII only (percent- or base64-encode the value)."
+            )
+        if "\r" in value or "\n" in value:
+            raise ConfigError(f"The value of header {name!r} contains a line break.")
+        checked[name] = value
+    return checked
 
 
 def _pick(name: str, explicit: str | None) -> str | None:
@@ -121,6 +162,10 @@ def resolve_api_key(explicit: str | None = None) -> str:
         raise ConfigError(f"The API key is the placeholder {PLACEHOLDER_KEY}: {how}.")
     if any(c.isspace() for c in key):
         raise ConfigError("The API key contains whitespace: check HOLYSHEEP_API_KEY / api_key=.")
+    if not key.isascii():
+        raise ConfigError(
+            "The API key has non-ASCII characters: check HOLYSHEEP_API_KEY / api_key=."
+        )
     return key
 
 
@@ -129,7 +174,7 @@ def resolve_base_url(explicit: str | None = None) -> str:
     url = (_pick("base_url", explicit) or DEFAULT_BASE_URL).strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(
-            f"Base URL {url!r} must start with http:// or https:// "
+            f"Base URL {mask_url(url)!r} must start with http:// or https:// "
             "(set HOLYSHEEP_BASE_URL or pass base_url=..., e.g. https://api.holysheep.ai/v1)."
         )
     return url
@@ -161,3 +206,23 @@ def check_timeout(name: str, value: float | None) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ConfigError(f"{name} must be a positive number of seconds or None, got {value!r}.")
     return float(value)
+
+
+class Options:
+    """Per-request settings after merging call arguments over client defaults."""
+
+    __slots__ = (
+        "transport",
+        "max_retries",
+        "connect_timeout",
+        "first_token_timeout",
+        "idle_timeout",
+        "total_timeout",
+        "skip_malformed",
+        "on_retry",
+        "extra_headers",
+    )
+
+    def __init__(self, **values: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, values[name])

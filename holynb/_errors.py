@@ -1,14 +1,18 @@
 """Errors raised by holynb.
 
-Every error is one line that says what happened and what to do. Every error carries
-``.partial_text``: the text delivered before the failure ("" when none was).
+Every error has ``.message`` (what happened, one line, no advice) and ``.hint`` (what a caller
+of the Python API can do about it, may be ""); ``str(error)`` is the message followed by
+`` — hint``, as a sentence. Front ends (the notebook magic, the panel, the CLI) show
+``.message`` with advice in their own words. Every error carries ``.partial_text``: the text
+delivered before the failure ("" when none was).
 
     HolyError
-    ├── ConfigError            bad or missing configuration (key, URL, option)
-    ├── APIStatusError         the server answered with an error (.status_code, .body)
+    ├── ConfigError            bad or missing configuration (key, URL, option, header)
+    ├── APIStatusError         the server answered with an error (.status_code, .body, .location)
     │   ├── AuthenticationError    401 / 403: the key was refused
     │   └── RateLimitError         429: too many requests (.retry_after)
     ├── StreamInterrupted      the stream ended early (connection dropped, no [DONE])
+    │   └── ConnectError           no connection was made (.kind: dns|refused|tls|proxy|other)
     ├── StreamTimeout          a timeout fired (.phase: connect | first_token | idle | total)
     └── MalformedChunkError    a chunk was not valid JSON (.raw)
 
@@ -25,6 +29,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "ConfigError",
+    "ConnectError",
     "HolyError",
     "MalformedChunkError",
     "RateLimitError",
@@ -34,26 +39,31 @@ __all__ = [
 
 
 class HolyError(Exception):
-    """Base of every holynb error; ``.partial_text`` holds text received before the failure."""
+    """Base of every holynb error: ``.message``, ``.hint`` and ``.partial_text``."""
 
-    def __init__(self, message: str, *, partial_text: str = "") -> None:
+    def __init__(self, message: str, *, hint: str = "", partial_text: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.hint = hint
         self.partial_text = partial_text
 
     def __str__(self) -> str:
-        return self.message
+        text = f"{self.message} — {self.hint}" if self.hint else self.message
+        return text if text.endswith((".", "!", "?")) else f"{text}."
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r})"
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 class ConfigError(HolyError):
-    """The configuration is missing or invalid (API key, base URL, an option)."""
+    """The configuration is missing or invalid (API key, base URL, an option, a header)."""
 
 
 class APIStatusError(HolyError):
-    """The server answered with an error status or sent an error in the stream."""
+    """The server answered with an error status or sent an error in the stream.
+
+    ``.location`` is the redirect target of a 301/302/303 answer to a POST (else None).
+    """
 
     def __init__(
         self,
@@ -64,15 +74,18 @@ class APIStatusError(HolyError):
         error_type: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        location: str | None = None,
+        hint: str = "",
         partial_text: str = "",
     ) -> None:
-        super().__init__(message, partial_text=partial_text)
+        super().__init__(message, hint=hint, partial_text=partial_text)
         self.status_code = status_code
         self.body = body
         self.error_type = error_type
         self.code = code
         # The server's "wait this long" hint in seconds (Retry-After and friends), if any.
         self.retry_after = retry_after
+        self.location = location
 
 
 class AuthenticationError(APIStatusError):
@@ -91,11 +104,33 @@ class StreamInterrupted(HolyError):
     """The stream ended before it was complete (connection dropped or closed without [DONE])."""
 
 
+class ConnectError(StreamInterrupted):
+    """No connection was established; ``.kind`` says why, ``.host`` names the host.
+
+    ``.kind`` is ``"dns"`` (the name did not resolve), ``"refused"`` (nothing listens there),
+    ``"tls"`` (certificate, hostname or protocol refused: never retried), ``"proxy"`` (the proxy
+    failed; ``.host`` is the proxy's) or ``"other"``.
+    """
+
+    def __init__(self, message: str, *, kind: str, host: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.kind = kind
+        self.host = host
+
+
 class StreamTimeout(HolyError):
     """A timeout fired; ``.phase`` is ``connect``, ``first_token``, ``idle`` or ``total``."""
 
-    def __init__(self, message: str, *, phase: str, timeout: float, partial_text: str = "") -> None:
-        super().__init__(message, partial_text=partial_text)
+    def __init__(
+        self,
+        message: str,
+        *,
+        phase: str,
+        timeout: float,
+        hint: str = "",
+        partial_text: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint, partial_text=partial_text)
         self.phase = phase
         self.timeout = timeout
 
@@ -103,6 +138,6 @@ class StreamTimeout(HolyError):
 class MalformedChunkError(HolyError):
     """A stream chunk was not valid JSON; ``.raw`` holds its text (truncated to 200 chars)."""
 
-    def __init__(self, message: str, *, raw: str, partial_text: str = "") -> None:
-        super().__init__(message, partial_text=partial_text)
+    def __init__(self, message: str, *, raw: str, hint: str = "", partial_text: str = "") -> None:
+        super().__init__(message, hint=hint, partial_text=partial_text)
         self.raw = raw

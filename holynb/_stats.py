@@ -16,6 +16,10 @@ class StreamStats:
     """Timing and size figures of one stream, filled in while it runs.
 
     - ``ttft_s``: request start (first attempt) to the first non-empty content delta.
+    - ``ttfr_s``: request start to the first reasoning (thinking) delta, None without one.
+    - ``reasoning_s``: first reasoning delta to the first content delta (or to the end when no
+      content came); ``reasoning_tokens``: ``usage.completion_tokens_details.reasoning_tokens``
+      when the server reports it, else reasoning chunks.
     - ``itl_s``: gaps between consecutive content chunks (chunks read together get 0.0).
     - ``tokens``: ``usage.completion_tokens`` when the server sent usage, else content chunks.
     - ``tokens_per_s``: ``tokens / (total_s - ttft_s)``, the generation rate after the first token.
@@ -35,10 +39,15 @@ class StreamStats:
     skipped_chunks: int = 0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    reasoning_tokens: int = 0
+    ttfr_s: float | None = None
+    reasoning_s: float | None = None
 
     def finish(self, total_s: float) -> None:
         """Set ``total_s``, prefer usage for ``tokens`` and compute ``tokens_per_s``."""
         self.total_s = total_s
+        if self.ttfr_s is not None and self.reasoning_s is None and self.ttft_s is None:
+            self.reasoning_s = total_s - self.ttfr_s
         if self.completion_tokens is not None:
             self.tokens = self.completion_tokens
         if self.ttft_s is not None and total_s > self.ttft_s and self.tokens:

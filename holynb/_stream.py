@@ -1,24 +1,25 @@
-"""One streamed chat completion: attempts, retries, timeouts, cancellation and its results."""
+"""One streamed reply: attempts, retries, timeouts, cancellation, deltas, events and results.
+
+:class:`AsyncStream` is given an *opener* (a callable that starts one request attempt on some
+transport) and an API's stream parser; it knows nothing about clients, URLs or sockets. The
+retry policy it applies lives in :mod:`holynb._retry`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
-from holynb._chunks import ChunkParser
-from holynb._errors import APIStatusError, HolyError, StreamInterrupted, StreamTimeout
-from holynb._retry import RetryEvent, backoff_delay, is_retryable_status
+from holynb._apis.base import StreamParser
+from holynb._config import Options
+from holynb._errors import ConfigError, HolyError, StreamInterrupted, StreamTimeout
+from holynb._events import StreamEvent
+from holynb._retry import plan_retry, wait_retry
 from holynb._stats import StreamStats
 
-if TYPE_CHECKING:
-    from holynb._client import AsyncClient
-
-__all__ = ["AsyncStream", "Attempt", "Options", "plan_retry", "retry_reason", "wait_retry"]
-
-log = logging.getLogger("holynb")
+__all__ = ["AsyncStream", "Attempt", "Opener"]
 
 # After [DONE], how long to wait for the end of the body before dropping the connection.
 _DRAIN_S = 2.0
@@ -29,81 +30,16 @@ _FINISH_GRACE_S = 0.5
 class Attempt(Protocol):
     """What a transport returns for one request attempt."""
 
-    async def read(self) -> list[str] | None: ...
+    kind: str  # "sse" (read() gives SSE events) or "ws" (read() gives text frames)
+
+    async def read(self) -> list[Any] | None: ...
 
     async def finish(self) -> None: ...
 
     async def abort(self) -> None: ...
 
 
-class Options:
-    """Per-stream settings after merging call arguments over client defaults."""
-
-    __slots__ = (
-        "transport",
-        "max_retries",
-        "connect_timeout",
-        "first_token_timeout",
-        "idle_timeout",
-        "total_timeout",
-        "skip_malformed",
-        "on_retry",
-        "extra_headers",
-    )
-
-    def __init__(self, **values: Any) -> None:
-        for name in self.__slots__:
-            setattr(self, name, values[name])
-
-
-def retry_reason(exc: HolyError) -> str | None:
-    """Short reason text if ``exc`` may be retried (before the first delta), else None."""
-    if isinstance(exc, APIStatusError):
-        status = exc.status_code
-        if not is_retryable_status(status):
-            return None
-        if status == 429:
-            return "rate limited"
-        if status >= 500:
-            return f"server error {status}"
-        return f"HTTP {status}"
-    if isinstance(exc, StreamTimeout):
-        return "connect timeout" if exc.phase == "connect" else None
-    if isinstance(exc, StreamInterrupted):
-        return "connection failed"
-    return None
-
-
-def plan_retry(
-    exc: HolyError, retries: int, options: Options, deadline: float | None
-) -> RetryEvent | None:
-    """The retry to make after ``exc`` (``retries`` done so far), or None to give up."""
-    reason = retry_reason(exc)
-    if reason is None or retries >= options.max_retries:
-        return None
-    hint = exc.retry_after if isinstance(exc, APIStatusError) else None
-    delay = backoff_delay(retries + 1, hint)
-    if deadline is not None and asyncio.get_running_loop().time() + delay >= deadline:
-        return None
-    return RetryEvent(
-        attempt=retries + 1,
-        max_retries=options.max_retries,
-        delay_s=delay,
-        reason=reason,
-        error=exc,
-    )
-
-
-async def wait_retry(event: RetryEvent, options: Options, stats: StreamStats) -> None:
-    """Announce ``event`` (log, ``on_retry``), count it in ``stats`` and sleep its delay."""
-    stats.retries = event.attempt
-    log.info("%s", event)
-    callback: Callable[[RetryEvent], Any] | None = options.on_retry
-    if callback is not None:
-        result = callback(event)
-        if asyncio.iscoroutine(result):
-            await result
-    await asyncio.sleep(event.delay_s)
+Opener = Callable[[StreamStats], Awaitable[Attempt]]
 
 
 class AsyncStream:
@@ -116,18 +52,24 @@ class AsyncStream:
 
     def __init__(
         self,
-        client: AsyncClient,
-        body: dict[str, Any],
+        opener: Opener,
+        parser: Callable[..., StreamParser],
         options: Options,
+        *,
+        model: str,
+        secrets: tuple[str | None, ...],
+        label: str = "",
     ) -> None:
-        self._client = client
-        self._body = body
+        self._opener = opener
         self._opts = options
         self.stats = StreamStats()
-        self.requested_model: str = body["model"]
-        self._parser = ChunkParser(
-            self.stats, t0=0.0, skip_malformed=options.skip_malformed, key=client._key
+        self.requested_model = model
+        self._label = label
+        self._parser = parser(
+            self.stats, t0=0.0, skip_malformed=options.skip_malformed, secrets=secrets
         )
+        self._feed: Callable[[list[Any], float], list[str]] = self._parser.feed_sse
+        self._mode: str | None = None
         self._attempt: Attempt | None = None
         self._pending_error: HolyError | None = None
         self._failure: HolyError | None = None
@@ -139,7 +81,13 @@ class AsyncStream:
         self._attempt_start = 0.0
         self._idle_since = 0.0
         self._had_data = False
-        self._iterator: AsyncIterator[str] | None = None
+        self._iterator: AsyncIterator[Any] | None = None
+        # The read watchdog (see _arm): its timer, when it fires, the task blocked in a read,
+        # and the (phase, limit) of a deadline that expired.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._reader: asyncio.Task[Any] | None = None
+        self._expired: tuple[str, float | None] | None = None
 
     # -- results -------------------------------------------------------------------------------
 
@@ -147,6 +95,11 @@ class AsyncStream:
     def text(self) -> str:
         """All text received so far."""
         return "".join(self._parser.parts)
+
+    @property
+    def reasoning(self) -> str:
+        """All thinking text received so far ('' if the model sent none)."""
+        return "".join(self._parser.reasoning_parts)
 
     @property
     def finish_reason(self) -> str | None:
@@ -180,9 +133,10 @@ class AsyncStream:
 
     def __repr__(self) -> str:
         state = "done" if self._finished else "closed" if self._closed else "open"
+        label = f" {self._label}" if self._label else ""
         return (
             f"<AsyncStream model={self.model!r} transport={self.transport!r} {state} "
-            f"chars={sum(map(len, self._parser.parts))} key={self._client.masked_key}>"
+            f"chars={sum(map(len, self._parser.parts))}{label}>"
         )
 
     # -- context management --------------------------------------------------------------------
@@ -195,22 +149,42 @@ class AsyncStream:
         await self.aclose()
 
     def __aiter__(self) -> AsyncIterator[str]:
+        """Iterate the answer text, delta by delta (thinking and tool calls are not included)."""
+        self._use("text")
         if self._iterator is None:
-            self._iterator = self._iterate()
+            self._iterator = self._iterate(self._next)
         return self._iterator
 
-    async def _iterate(self) -> AsyncIterator[str]:
+    def events(self) -> AsyncIterator[StreamEvent]:
+        """Iterate typed events (content, reasoning, tool-call deltas) in wire order."""
+        self._use("events")
+        if self._iterator is None:
+            self._iterator = self._iterate(self.next_events)
+        return self._iterator
+
+    def _use(self, mode: str) -> None:
+        if self._mode is None:
+            self._mode = mode
+            if mode == "events":
+                self._parser.want_events()
+        elif self._mode != mode:
+            other = "plain iteration" if self._mode == "text" else "events()"
+            raise ConfigError(
+                f"This stream is already being read with {other}; read a stream one way only."
+            )
+
+    async def _iterate(self, next_batch: Callable[[], Awaitable[list[Any]]]) -> AsyncIterator[Any]:
         # Used without ``async with``: the iteration owns the stream and closes it at the end.
         owned = not self._opened
         try:
             if owned:
                 await self.start()
             while True:
-                deltas = await self.next_deltas()
-                if not deltas:
+                batch = await next_batch()
+                if not batch:
                     return
-                for delta in deltas:
-                    yield delta
+                for item in batch:
+                    yield item
         finally:
             if owned:
                 await self.aclose()
@@ -248,6 +222,7 @@ class AsyncStream:
                 await iterator.aclose()  # type: ignore[attr-defined]
 
     async def _abort_attempt(self) -> None:
+        self._disarm()
         attempt, self._attempt = self._attempt, None
         if attempt is not None:
             await attempt.abort()
@@ -256,6 +231,23 @@ class AsyncStream:
 
     async def next_deltas(self) -> list[str]:
         """Wait for the next batch of text deltas; [] once the stream has ended."""
+        self._use("text")
+        return await self._next()
+
+    async def next_events(self) -> list[StreamEvent]:
+        """Wait for the next batch of typed events (all received so far); [] at the end."""
+        self._use("events")
+        events = self._parser.events
+        assert events is not None
+        while not events:
+            if not await self._next() and not events:
+                return []
+        batch = events[:]
+        events.clear()
+        return batch
+
+    async def _next(self) -> list[str]:
+        """Read until content deltas arrive (returned) or, in events mode, any event does."""
         if self._pending_error is not None:
             await self._abort_attempt()
             raise self._fail_now(self._pending_error)
@@ -271,13 +263,17 @@ class AsyncStream:
                 # The idle clock restarts once the caller has consumed the previous batch.
                 self._idle_since = loop.time()
                 self._had_data = False
-            deadline, phase, limit = self._deadline()
+            task = self._arm(loop)
             try:
-                async with asyncio.timeout_at(deadline) as scope:
+                try:
                     batch = await attempt.read()
-            except TimeoutError:
-                if not scope.expired():
+                finally:
+                    self._reader = None
+            except asyncio.CancelledError:
+                expired, self._expired = self._expired, None
+                if expired is None or task.uncancel() > 0:
                     raise
+                phase, limit = expired
                 if phase == "idle" and parser.finish_reason is not None:
                     # Finished but the end marker never came: the reply is complete; the
                     # connection's state is unknown, so it is dropped rather than reused.
@@ -300,18 +296,18 @@ class AsyncStream:
                 await self._handle(
                     StreamInterrupted(
                         f"The server closed the stream early ({self.stats.chunks} chunks, no "
-                        "finish_reason, no [DONE]) — retry; the text received so far is in "
-                        ".partial_text."
+                        "finish_reason, no [DONE])",
+                        hint="retry the request",
                     )
                 )
                 continue
             if not batch:
                 continue
-            deltas = parser.feed(batch, time.perf_counter())
+            deltas = self._feed(batch, time.perf_counter())
             self._had_data = True
             if parser.error is not None:
                 error, parser.error = parser.error, None
-                if deltas:
+                if deltas or parser.events:
                     # Deliver the text that came before the error, raise on the next call.
                     self._pending_error = error
                     return deltas
@@ -320,9 +316,49 @@ class AsyncStream:
             if parser.done:
                 await self._complete(drain=True)
                 return deltas
-            if deltas:
+            if deltas or parser.events:
                 return deltas
         return []
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any]:
+        """Mark this task as waiting on the network and make sure the watchdog covers it.
+
+        One timer per stream instead of a timeout scope per network read: the timer is armed
+        at the current deadline and re-armed when it fires early (the deadline moved on as data
+        arrived), so a read costs no timer work. It fires at most once per timeout period.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._reader = task
+        deadline = self._deadline()[0]
+        if deadline is not None and (self._timer is None or self._timer_at > deadline):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_deadline)
+            self._timer_at = deadline
+        return task
+
+    def _on_deadline(self) -> None:
+        """The watchdog fired: cancel the read if its deadline passed, else re-arm."""
+        self._timer = None
+        reader = self._reader
+        if reader is None or self._expired is not None:
+            return  # not waiting on the network now: the next read arms it again
+        deadline, phase, limit = self._deadline()
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:
+            self._timer = loop.call_at(deadline, self._on_deadline)
+            self._timer_at = deadline
+            return
+        self._expired = (phase, limit)
+        reader.cancel()
+
+    def _disarm(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     def _deadline(self) -> tuple[float | None, str, float | None]:
         """The next deadline (loop time), its phase and the configured limit."""
@@ -355,11 +391,13 @@ class AsyncStream:
         else:
             what = f"The stream took longer than {limit} s (total_timeout)"
             fix = "raise total_timeout=... for long replies"
-        kept = "; the text received so far is in .partial_text" if self._parser.parts else ""
-        return StreamTimeout(f"{what} — {fix}{kept}.", phase=phase, timeout=limit or 0.0)
+        if self._parser.parts:
+            fix += "; .partial_text holds the text received so far"
+        return StreamTimeout(what, hint=fix, phase=phase, timeout=limit or 0.0)
 
     async def _complete(self, *, drain: bool) -> None:
         self._finished = True
+        self._disarm()
         attempt, self._attempt = self._attempt, None
         self.stats.finish(time.perf_counter() - self._parser.t0)
         if attempt is None:
@@ -376,6 +414,7 @@ class AsyncStream:
     def _fail_now(self, exc: HolyError) -> HolyError:
         """Record ``exc`` as the end of the stream and return it (with partial text)."""
         self._finished = True
+        self._disarm()
         self._pending_error = None
         self._failure = exc
         if not exc.partial_text:
@@ -399,7 +438,8 @@ class AsyncStream:
         stats.itl_s.clear()
         stats.chunks = 0
         stats.tokens = 0
-        stats.ttft_s = None
+        stats.ttft_s = stats.ttfr_s = stats.reasoning_s = None
+        stats.reasoning_tokens = 0
         stats.prompt_tokens = stats.completion_tokens = None
 
     async def _retry_or_raise(self, exc: HolyError) -> None:
@@ -419,9 +459,8 @@ class AsyncStream:
             deadline, phase, limit = self._deadline()
             try:
                 async with asyncio.timeout_at(deadline) as scope:
-                    self._attempt = await self._client._open_attempt(
-                        self._body, self._opts, self.stats
-                    )
+                    attempt = self._attempt = await self._opener(self.stats)
+                self._feed = self._parser.feed_ws if attempt.kind == "ws" else self._parser.feed_sse
                 return
             except TimeoutError:
                 if not scope.expired():

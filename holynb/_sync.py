@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from holynb._bridge import Runner as _Runner
 from holynb._client import AsyncClient, CompletionResult
+from holynb._events import StreamEvent
 from holynb._retry import RetryEvent
 from holynb._stats import StreamStats
 from holynb._stream import AsyncStream
@@ -52,12 +53,20 @@ class Stream:
         self.close()
 
     def __iter__(self) -> Iterator[str]:
+        """Iterate the answer text, delta by delta."""
+        return self._iterate(self._astream.next_deltas)
+
+    def events(self) -> Iterator[StreamEvent]:
+        """Iterate typed events (content, reasoning, tool-call deltas) in wire order."""
+        return self._iterate(self._astream.next_events)
+
+    def _iterate(self, next_batch: Callable[[], Coroutine[Any, Any, list[Any]]]) -> Iterator[Any]:
         owned = not self._entered
         try:
             if owned:
                 self.__enter__()
             while True:
-                batch = self._run(self._astream.next_deltas())
+                batch = self._run(next_batch())
                 if not batch:
                     return
                 yield from batch
@@ -73,6 +82,11 @@ class Stream:
     def text(self) -> str:
         """All text received so far."""
         return self._astream.text
+
+    @property
+    def reasoning(self) -> str:
+        """All thinking text received so far ('' if none)."""
+        return self._astream.reasoning
 
     @property
     def finish_reason(self) -> str | None:

@@ -191,6 +191,28 @@ class SSEDecoder:
         if b"\r" in complete:
             # Normalise CRLF and lone CR to LF (a CRLF split across chunks was handled above).
             complete = complete.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        elif (
+            complete[:6] == b"data: "
+            and complete[-2:] == b"\n\n"
+            and not self._size
+            and not self._data
+            and not self._type
+            and self._retry is None
+            and len(complete) <= self._max
+        ):
+            # Fast path for a batch of single-line `data:` events, as streaming servers send
+            # them: when the line ends number exactly two per event, every event is one
+            # "data: ..." line and its blank line. Same result as the general path.
+            pieces = complete[6:-2].split(b"\n\ndata: ")
+            if complete.count(b"\n") == 2 * len(pieces):
+                last_id = self._id
+                events = [
+                    ServerSentEvent("message", piece.decode("utf-8", "replace"), last_id, None)
+                    for piece in pieces
+                ]
+                if pending:
+                    self._check_pending_size(events)
+                return events
         lines = complete.split(b"\n")
         lines.pop()  # the empty piece after the final line end
         events = self._process(lines)

@@ -113,3 +113,40 @@ def test_import_holynb_is_lazy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "", f"'import holynb' pulled in heavy modules: {out}"
+
+
+def _holynb_imports(path: Path) -> set[str]:
+    """The holynb modules ``path`` imports (absolute imports, as holynb writes them)."""
+    return {m for m in _imported_modules(path) if m == "holynb" or m.startswith("holynb.")}
+
+
+def test_network_layer_rules() -> None:
+    """The stream gets an opener, not the client; transports and APIs never reach up."""
+    pkg = ROOT / "holynb"
+    rules = {
+        # module (or folder): modules it must not import
+        "_stream.py": {"holynb._client", "holynb._sync", "holynb._transports"},
+        "_retry.py": {"holynb._client", "holynb._stream", "holynb._transports"},
+        "_transports": {"holynb._client", "holynb._stream", "holynb._sync"},
+        "_apis": {"holynb._client", "holynb._stream", "holynb._sync", "holynb._transports"},
+    }
+    offenders = []
+    for name, forbidden in rules.items():
+        paths = sorted((pkg / name).glob("*.py")) if (pkg / name).is_dir() else [pkg / name]
+        for path in paths:
+            for mod in _holynb_imports(path):
+                if any(mod == f or mod.startswith(f + ".") for f in forbidden):
+                    offenders.append(f"{path.relative_to(ROOT)} imports {mod}")
+    # In the client core, aiohttp stays inside the network layer and httpx is not used at all.
+    core = ["_client.py", "_stream.py", "_sync.py", "_retry.py", "_config.py", "_errors.py",
+            "_events.py", "_stats.py", "sse.py"]
+    paths = [pkg / name for name in core] + sorted((pkg / "_apis").glob("*.py"))
+    for path in [*paths, *sorted((pkg / "_transports").glob("*.py"))]:
+        rel = path.relative_to(ROOT)
+        for mod in _imported_modules(path):
+            top = mod.split(".")[0]
+            if top == "httpx":
+                offenders.append(f"{rel} imports httpx")
+            if top == "aiohttp" and path in paths:
+                offenders.append(f"{rel} imports aiohttp outside holynb/_transports")
+    assert not offenders, offenders

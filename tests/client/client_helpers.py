@@ -35,3 +35,15 @@ async def wait_ended(mock: Any, *, timeout: float = 2.0) -> dict[str, Any]:
 async def collect(stream: Any) -> list[str]:
     """All deltas of a stream (entered by the caller)."""
     return [delta async for delta in stream]
+
+
+def client_sockets(url: str) -> int:
+    """Open TCP connections from this process to the server at ``url`` (client side only)."""
+    import psutil
+
+    port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    return sum(
+        1
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )

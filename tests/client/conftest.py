@@ -38,3 +38,102 @@ async def make_client() -> AsyncIterator[Callable[..., AsyncClient]]:
     yield make
     for client in clients:
         await client.aclose()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Callable[..., Any]]:
+    """``await start(ssl_context=None, **app_options)``: a chat upstream; returns Upstream."""
+    from netservers import Upstream, start_app, upstream_app
+
+    runners = []
+
+    async def start(ssl_context: Any = None, host: str = "127.0.0.1", **options: Any) -> Any:
+        seen: list[dict[str, Any]] = []
+        runner, port = await start_app(upstream_app(seen, **options), ssl_context)
+        runners.append(runner)
+        scheme = "https" if ssl_context else "http"
+        return Upstream(f"{scheme}://{host}:{port}/v1", seen)
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[Callable[..., Any]]:
+    """``await start(handler)``: a raw asyncio server answering with ``handler(reader, writer)``."""
+    import asyncio
+
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Any, ssl_context: Any = None) -> str:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=ssl_context)
+        servers.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[Any]:
+    """A running forwarding/CONNECT proxy (``.url``, ``.requests``)."""
+    from netservers import Proxy
+
+    running = await Proxy().start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture(scope="session")
+def ca() -> Any:
+    """A trustme certificate authority and a server certificate for localhost / 127.0.0.1."""
+    import trustme
+
+    authority = trustme.CA()
+    return authority
+
+
+@pytest.fixture
+def tls(ca: Any, tmp_path: Any) -> Any:
+    """(server SSLContext, CA bundle path) for a server certificate of localhost/127.0.0.1."""
+    import ssl
+
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return server, str(bundle)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Proxy and CA variables of the machine must not leak into the tests.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE",
+                 "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture
+def upstream_sync() -> Any:
+    """The chat upstream on a loop in a thread (for the sync Client); yields its base URL."""
+    import asyncio
+    import threading
+
+    from netservers import start_app, upstream_app
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runner, port = asyncio.run_coroutine_threadsafe(
+        start_app(upstream_app([])), loop
+    ).result(10)
+    yield f"http://127.0.0.1:{port}/v1"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()

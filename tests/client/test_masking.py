@@ -91,3 +91,93 @@ async def test_key_absent_from_errors_reprs_and_logs(holy_mock_factory, transpor
     assert caplog.records, "expected retry log lines"
     assert KEY not in caplog.text
     assert all(KEY not in r.getMessage() for r in caplog.records)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _assert_clean(error: BaseException, *secrets: str) -> None:
+    for link in _chain(error):
+        text = f"{link!s} {link!r} {vars(link)!r}"
+        for secret in (*secrets, "Bearer", "Authorization"):
+            assert secret not in text, (type(link).__name__, text[:300])
+        assert not type(link).__module__.startswith("aiohttp"), type(link)
+
+
+async def test_no_header_value_in_errors_or_their_chains(holy_mock_factory, transport, tls,
+                                                          upstream):
+    strict = holy_mock_factory(keys=["sk-another-valid-key-0000"])
+    errors: list[BaseException] = []
+    async with AsyncClient(base_url=strict.url, api_key=KEY, transport=transport,
+                           max_retries=0) as client:
+        with pytest.raises(HolyError) as info:
+            async with client.stream(PROMPT) as s:
+                await collect(s)
+        errors.append(info.value)
+        with pytest.raises(HolyError) as info:
+            await client.models()
+        errors.append(info.value)
+    server_ctx, _ = tls
+    up = await upstream(ssl_context=server_ctx)  # a certificate this client does not trust
+    dead = f"http://127.0.0.1:{_free_port()}"
+    for base, extra in ((up.url, {}), (f"http://127.0.0.1:{_free_port()}/v1", {}),
+                        ("http://127.0.0.1:1/v1", {"proxy": dead})):
+        async with AsyncClient(base_url=base, api_key=KEY, transport=transport, max_retries=0,
+                               **extra) as client:
+            with pytest.raises(HolyError) as info:
+                async with client.stream(PROMPT) as s:
+                    await collect(s)
+            errors.append(info.value)
+    assert {type(e).__name__ for e in errors} >= {"AuthenticationError", "ConnectError"}
+    for error in errors:
+        _assert_clean(error, KEY)
+
+
+async def test_password_in_the_base_url_is_masked_everywhere(upstream, transport, caplog):
+    caplog.set_level(logging.DEBUG)
+    up = await upstream()
+    secret = "pw-SECRET-91"
+    base = up.url.replace("http://", f"http://alice:{secret}@")
+    async with AsyncClient(base_url=base, api_key=KEY, transport=transport,
+                           max_retries=0) as client:
+        assert secret not in repr(client) and secret not in client.base_url
+        assert client.base_url.startswith("http://***@127.0.0.1:")
+        async with client.stream(PROMPT) as s:
+            assert await collect(s)
+        assert secret not in repr(s)
+    # The credentials were sent as HTTP Basic auth (as httpx and the openai SDK do).
+    import base64
+
+    sent = up.seen[-1]["headers"]["Authorization"]
+    assert sent == "Basic " + base64.b64encode(f"alice:{secret}".encode()).decode()
+    dead = f"http://alice:{secret}@127.0.0.1:{_free_port()}/v1"
+    async with AsyncClient(base_url=dead, api_key=KEY, transport=transport,
+                           max_retries=1) as client:
+        with pytest.raises(HolyError) as info:
+            async with client.stream(PROMPT) as s:
+                await collect(s)
+    _assert_clean(info.value, KEY, secret)
+    assert "***@" in info.value.message or "127.0.0.1" in info.value.message
+    with pytest.raises(ConfigError) as config:
+        AsyncClient(base_url=f"ftp://alice:{secret}@host/v1", api_key=KEY)
+    assert secret not in str(config.value)
+    assert secret not in caplog.text
+
+
+async def test_non_ascii_header_value_is_a_config_error(upstream):
+    up = await upstream()
+    async with AsyncClient(base_url=up.url, api_key=KEY) as client:
+        with pytest.raises(ConfigError) as info:
+            client.stream(PROMPT, extra_headers={"X-User": "Nguyễn"})
+        assert "'X-User'" in str(info.value) and "Nguyễn" not in str(info.value)
+        with pytest.raises(ConfigError, match="line break"):
+            client.stream(PROMPT, extra_headers={"X-Evil": "a\r\nInjected: 1"})
+    with pytest.raises(ConfigError, match="non-ASCII") as info:
+        AsyncClient(base_url=up.url, api_key="sk-clé-secrète-0000")
+    assert "clé" not in str(info.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from client_helpers import PROMPT, chat_records, collect
+from client_helpers import PROMPT, chat_records, client_sockets, collect
 
 from holynb import (
     APIStatusError,
@@ -67,10 +67,7 @@ async def test_connections_are_reused(holy_mock, make_client, transport):
     for _ in range(5):
         async with client.stream(PROMPT, max_tokens=3) as s:
             await collect(s)
-    if transport == "sse":
-        assert len(client._sse.http._transport._open) == 1
-    else:
-        assert len(client._ws._conns) == 1
+    assert client_sockets(holy_mock.url) == 1
 
 
 # fault -> (exception type or None, number of deltas delivered before it)

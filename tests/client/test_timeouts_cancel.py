@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from client_helpers import KEY, PROMPT, collect, wait_ended
+from client_helpers import KEY, PROMPT, client_sockets, collect, wait_ended
 
 from holynb import AsyncClient, StreamTimeout
 
@@ -108,7 +108,7 @@ async def test_leaving_early_closes_upstream_within_100ms(holy_mock, make_client
     assert not s.done and s.stats.total_s is not None
     if transport == "sse":
         # The half-read connection was closed, not pooled.
-        assert not client._sse.http._transport._open
+        assert client_sockets(holy_mock.url) == 0
 
 
 async def test_cancelling_the_task_closes_upstream(holy_mock, make_client, transport):
@@ -179,3 +179,19 @@ async def test_heartbeats_do_not_hide_a_stall(holy_mock, make_client, transport,
             await collect(stream)
     assert info.value.phase == phase
     assert info.value.partial_text == stream.text
+
+
+async def test_read_watchdog_rearms_and_is_cleared(holy_mock, make_client, transport):
+    # Chunks 50 ms apart with a 0.12 s idle timeout for ~1 s: the watchdog fires early and
+    # re-arms many times without ever cancelling the read; it is cleared when the stream ends.
+    client = make_client(holy_mock, transport=transport, idle_timeout=0.12)
+    async with client.stream(PROMPT, max_tokens=20, extra_headers={"X-Mock-TPS": "20"}) as s:
+        assert len(await collect(s)) == 20
+    assert s.done and s._timer is None
+    with pytest.raises(StreamTimeout):
+        async with client.stream(
+            PROMPT, max_tokens=20, idle_timeout=0.1,
+            extra_headers={"X-Mock-Fault": "stall:after=2,ms=2000"},
+        ) as s:
+            await collect(s)
+    assert s._timer is None

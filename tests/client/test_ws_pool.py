@@ -6,7 +6,7 @@ import asyncio
 
 from client_helpers import PROMPT, collect
 
-from holynb._transport_ws import HIGH_WATER
+from holynb._transports.ws import HIGH_WATER
 
 
 async def test_slow_consumer_pauses_and_resumes_the_server(holy_mock, make_client):

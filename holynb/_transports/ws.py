@@ -1,35 +1,31 @@
-"""WebSocket transport over aiohttp: pooled connections, heartbeat, backpressure, cancel.
+"""WebSocket streams over the client's aiohttp session: pooled sockets, heartbeat, backpressure.
 
 Protocol (DESIGN.md): the client sends the chat request as one JSON text frame; the server
 answers one chunk JSON per text frame and a final ``[DONE]`` frame. Control frames
 ``{"type": "ping" | "pause" | "resume" | "cancel"}``; the server answers ping with pong.
 A connection carries one stream at a time and goes back to the pool after ``[DONE]``.
+A pooled socket already closed by the server is dropped before the request is sent; once the
+request was sent, any failure is the stream's to retry (counted), never re-sent silently here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from typing import Any
 
 import aiohttp
+import orjson
 
-from holynb._chunks import error_from_payload, error_from_status
+from holynb._apis.errors import error_from_payload
 from holynb._config import scrub
-from holynb._errors import (
-    APIStatusError,
-    AuthenticationError,
-    HolyError,
-    StreamInterrupted,
-    StreamTimeout,
-)
-from holynb._retry import retry_after_from_headers
+from holynb._errors import APIStatusError, AuthenticationError, StreamInterrupted
 from holynb._stats import StreamStats
+from holynb._transports.session import Session
 
-__all__ = ["WSAttempt", "WSTransport"]
+__all__ = ["HIGH_WATER", "WSAttempt", "WSTransport"]
 
 log = logging.getLogger("holynb")
 
@@ -56,6 +52,7 @@ class _Conn:
         self.buf: deque[str] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.closed = False
+        self.close_code: int | None = None  # from the server's close frame
         self.close_reason = ""
         self.paused = False
         self.pauses = 0  # pause frames sent (backpressure episodes)
@@ -86,9 +83,13 @@ class _Conn:
                 elif kind is binary_type:
                     data = msg.data.decode("utf-8", "replace")
                 else:
-                    # CLOSE, CLOSING, CLOSED or ERROR; a CLOSE carries the server's reason.
-                    if kind is aiohttp.WSMsgType.CLOSE and isinstance(msg.extra, str):
-                        self.close_reason = msg.extra
+                    # CLOSE, CLOSING, CLOSED or ERROR; a CLOSE carries the server's code and reason.
+                    if kind is aiohttp.WSMsgType.CLOSE:
+                        self.close_code = msg.data if isinstance(msg.data, int) else None
+                        if isinstance(msg.extra, str):
+                            self.close_reason = msg.extra
+                    elif kind is aiohttp.WSMsgType.ERROR:
+                        self.close_reason = str(msg.data)
                     break
                 if len(data) < 40 and '"pong"' in data:
                     continue
@@ -124,13 +125,12 @@ class _Conn:
 class WSTransport:
     """A pool of WebSocket connections to ``<base_url>/ws/chat`` reused one stream at a time."""
 
-    def __init__(self, *, base_url: str, key: str, pool_size: int, ping_interval: float) -> None:
-        scheme, rest = base_url.split("://", 1)
-        self.url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws/chat"
-        self._key = key
+    def __init__(self, session: Session, *, pool_size: int, ping_interval: float) -> None:
+        scheme, rest = session.base_url.split("://", 1)
+        self.url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}{session.api.ws_path}"
+        self._session = session
         self._pool_size = pool_size
         self._ping_interval = ping_interval
-        self._session: aiohttp.ClientSession | None = None
         self._idle: dict[tuple[Any, ...], list[_Conn]] = {}
         self._conns: set[_Conn] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -152,19 +152,20 @@ class WSTransport:
     ) -> WSAttempt:
         """Send the request on a pooled (or new) connection; return the attempt to read."""
         pool_key = tuple(sorted(query.items()))
-        text = json.dumps(body)
+        text = orjson.dumps(body).decode()
         conn = self._take_idle(pool_key)
         attempt: WSAttempt | None = None
         if conn is not None:
             try:
                 await conn.send(text)
-                attempt = WSAttempt(self, conn, text, query, connect_timeout, stats, reused=True)
+                attempt = WSAttempt(self, conn, stats)
             except _SEND_ERRORS:
+                # The socket was found closing before the request went out: nothing was sent.
                 await self._drop(conn)
         if attempt is None:
             conn = await self._connect(query, pool_key, connect_timeout)
             await self._send_request(conn, text)
-            attempt = WSAttempt(self, conn, text, query, connect_timeout, stats, reused=False)
+            attempt = WSAttempt(self, conn, stats)
         try:
             await attempt.first()
         except BaseException:
@@ -176,11 +177,16 @@ class WSTransport:
         """Send the request on a new connection; on failure close it and raise StreamInterrupted."""
         try:
             await conn.send(text)
-        except _SEND_ERRORS as exc:
+        except _SEND_ERRORS:
             await self._drop(conn)
-            raise StreamInterrupted(
-                f"The WebSocket to {self.url} closed while sending the request ({exc}) — retry."
-            ) from None
+            error = StreamInterrupted(
+                f"The WebSocket to {self._session.shown(self.url)} closed while sending the "
+                "request",
+                hint="retry the request",
+            )
+        else:
+            return
+        raise error
 
     def _take_idle(self, pool_key: tuple[Any, ...]) -> _Conn | None:
         idle = self._idle.get(pool_key)
@@ -195,55 +201,14 @@ class WSTransport:
     async def _connect(
         self, query: dict[str, str], pool_key: tuple[Any, ...], connect_timeout: float | None
     ) -> _Conn:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
-                headers={"Authorization": f"Bearer {self._key}"},
-            )
-        try:
-            async with asyncio.timeout(connect_timeout):
-                ws = await self._session.ws_connect(
-                    self.url,
-                    params=query or None,
-                    autoping=True,
-                    max_msg_size=16 * 1024 * 1024,
-                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-                )
-        except TimeoutError:
-            raise StreamTimeout(
-                f"Could not open the WebSocket {self.url} within {connect_timeout} s "
-                "(connect_timeout) — check the base URL and the network, or raise connect_timeout.",
-                phase="connect",
-                timeout=connect_timeout or 0.0,
-            ) from None
-        except aiohttp.WSServerHandshakeError as exc:
-            raise self._handshake_error(exc) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise StreamInterrupted(
-                f"Could not connect to {self.url}: {scrub(str(exc), self._key)} — check the base "
-                "URL (HOLYSHEEP_BASE_URL) and that the server offers WebSocket streaming."
-            ) from None
+        ws = await self._session.ws_connect(
+            self.url, query=query, connect_timeout=connect_timeout
+        )
         conn = _Conn(ws, pool_key)
         self._conns.add(conn)
         if self._pinger is None:
             self._pinger = asyncio.create_task(self._ping_loop())
         return conn
-
-    def _handshake_error(self, exc: aiohttp.WSServerHandshakeError) -> HolyError:
-        status = exc.status or 0
-        if status >= 400:
-            headers = exc.headers or {}
-            return error_from_status(
-                status,
-                scrub(str(exc.message or ""), self._key).encode(),
-                url=self.url,
-                key=self._key,
-                retry_after=retry_after_from_headers({k.lower(): v for k, v in headers.items()}),
-            )
-        return StreamInterrupted(
-            f"The server refused the WebSocket upgrade at {self.url} (status {status}) — "
-            "use transport='sse' or check the base URL."
-        )
 
     async def _ping_loop(self) -> None:
         # App-level heartbeat: keeps idle pooled sockets (and paused streams) from being closed
@@ -317,43 +282,33 @@ class WSTransport:
         self._conns.clear()
         self._idle.clear()
         await asyncio.gather(*(conn.close() for conn in conns), return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
+# Server close code -> (error class, status it stands for, what happened, hint).
 _CLOSE_ERRORS = {
-    1008: (AuthenticationError, 401, "policy violation (often a refused key) — check the API key"),
-    1011: (APIStatusError, 500, "server error — retry later"),
-    1013: (APIStatusError, 503, "try again later — the server is busy"),
+    1008: (AuthenticationError, 401, "policy violation, often a refused key", "check the API key"),
+    1009: (
+        APIStatusError,
+        413,
+        "the request is too large",
+        "send fewer or shorter messages (this is not retried)",
+    ),
+    1011: (APIStatusError, 500, "server error", "retry later"),
+    1013: (APIStatusError, 503, "the server is busy", "try again later"),
 }
 
 
 class WSAttempt:
     """One stream on a pooled connection."""
 
-    __slots__ = ("_transport", "_conn", "_text", "_query", "_timeout", "_stats", "_reused",
-                 "_received", "_ended")
+    __slots__ = ("_transport", "_conn", "_stats", "_ended")
 
-    def __init__(
-        self,
-        transport: WSTransport,
-        conn: _Conn,
-        text: str,
-        query: dict[str, str],
-        connect_timeout: float | None,
-        stats: StreamStats,
-        *,
-        reused: bool,
-    ) -> None:
+    kind = "ws"
+
+    def __init__(self, transport: WSTransport, conn: _Conn, stats: StreamStats) -> None:
         self._transport = transport
         self._conn = conn
-        self._text = text
-        self._query = query
-        self._timeout = connect_timeout
         self._stats = stats
-        self._reused = reused
-        self._received = False
         self._ended = False
 
     async def first(self) -> None:
@@ -361,13 +316,11 @@ class WSAttempt:
         conn = self._conn
         while not conn.buf:
             if conn.closed:
-                if self._reused:
-                    await self._reconnect()
-                    conn = self._conn
-                    continue
                 self._closed_end()
                 raise StreamInterrupted(
-                    f"The WebSocket {self._transport.url} closed before the reply started — retry."
+                    f"The WebSocket {self._transport._session.shown(self._transport.url)} closed "
+                    "before the reply started",
+                    hint="retry the request",
                 )
             await conn.wait()
         head = conn.buf[0]
@@ -375,10 +328,12 @@ class WSAttempt:
             conn.buf.popleft()
             self._ended = True  # an error frame ends the stream; the socket stays usable
             try:
-                payload = json.loads(head)
-            except ValueError:
+                payload = orjson.loads(head)
+            except orjson.JSONDecodeError:
                 payload = {"error": {"message": head}}
-            raise error_from_payload(payload, key=self._transport._key, where="over WebSocket")
+            raise error_from_payload(
+                payload, secrets=self._transport._session.secrets, where="over WebSocket"
+            )
 
     async def read(self) -> list[str] | None:
         """All messages received since the last call (waiting for one); None at the end."""
@@ -388,17 +343,10 @@ class WSAttempt:
             if self._ended:
                 return None  # aborted (e.g. aclose() from another task)
             if conn.closed:
-                if self._reused and not self._received:
-                    # The pooled socket was closed while idle: reconnect and resend, once.
-                    await self._reconnect()
-                    conn = self._conn
-                    buf = conn.buf
-                    continue
                 return self._closed_end()
             await conn.wait()
         items = list(buf)
         buf.clear()
-        self._received = True
         if conn.paused:
             conn.paused = False
             # A socket gone meanwhile is seen as closed by the next read(), not raised here.
@@ -412,25 +360,25 @@ class WSAttempt:
             self._ended = True
         return items
 
-    async def _reconnect(self) -> None:
-        transport = self._transport
-        transport._conns.discard(self._conn)
-        pool_key = self._conn.pool_key
-        self._conn = await transport._connect(self._query, pool_key, self._timeout)
-        self._reused = False
-        await transport._send_request(self._conn, self._text)
-
     def _closed_end(self) -> None:
         self._ended = True
-        code = self._conn.ws.close_code
-        self._transport._conns.discard(self._conn)
+        conn = self._conn
+        code = conn.close_code
+        self._transport._conns.discard(conn)
         if code in _CLOSE_ERRORS:
-            cls, status, advice = _CLOSE_ERRORS[code]
-            reason = scrub(self._conn.close_reason, self._transport._key)
+            cls, status, what, hint = _CLOSE_ERRORS[code]
+            reason = scrub(conn.close_reason, *self._transport._session.secrets)
             detail = f" ({reason})" if reason else ""
             raise cls(
-                f"The server closed the WebSocket with code {code}{detail}: {advice}.",
+                f"The server closed the WebSocket with code {code}{detail}: {what}",
+                hint=hint,
                 status_code=status,
+            )
+        if conn.close_reason and code is None:
+            reason = scrub(conn.close_reason, *self._transport._session.secrets)
+            raise StreamInterrupted(
+                f"The WebSocket failed: {reason}",
+                hint="retry the request",
             )
         return None
 

@@ -1,0 +1,40 @@
+"""The CLI's --ca-bundle / --insecure / --proxy reach the client (a real TLS upstream, a proxy)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from client_helpers import KEY
+
+
+async def _holynb(*args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["HOLYSHEEP_API_KEY"] = KEY
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "holynb", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_ca_bundle_insecure_and_refused(upstream, tls):
+    server_ctx, bundle = tls
+    up = await upstream(ssl_context=server_ctx)
+    code, out, err = await _holynb("models", "--base-url", up.url, "--ca-bundle", bundle)
+    assert (code, out.split()) == (0, ["deepseek-v3.2"]), err
+    code, out, _ = await _holynb("chat", "--base-url", up.url, "--insecure", "--no-stats", "Hi")
+    assert code == 0 and out.strip() == "The answer is 42."
+    code, out, err = await _holynb("models", "--base-url", up.url)
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "certificate" in err and "127.0.0.1" in err and KEY not in err
+
+
+async def test_proxy_flag(upstream, proxy):
+    up = await upstream()
+    code, out, err = await _holynb("chat", "--base-url", up.url, "--proxy", proxy.url,
+                                   "--no-stats", "Hi")
+    assert code == 0 and out.strip() == "The answer is 42.", err
+    assert proxy.requests == [("POST", f"{up.url}/chat/completions")]
