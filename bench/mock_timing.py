@@ -1,25 +1,32 @@
-"""Timing fidelity of the mock server, measured by a client in a separate process.
+"""Timing fidelity and capacity of the mock server, against minimal reference servers in one run.
 
-    python bench/mock_timing.py                     # full run (~30 s)
-    python bench/mock_timing.py --quick             # smaller counts
+    python bench/mock_timing.py                 # full run (~2 min)
+    python bench/mock_timing.py --quick         # 500 and 1,000 streams, 1 worker (~30 s)
+    python bench/mock_timing.py --streams 2000 --workers 2
 
-The mock runs as ``python -m mockserver`` (a subprocess, its own event loop and core); this
-process is the client. For a configured TTFT and tokens/s with no jitter it reports the error of
-the client-observed time to first token and of every inter-chunk gap (p50/p95/p99 of the absolute
-error) at 1, 100 and 500 concurrent streams, and the maximum chunks/s the mock sends at speed 0.
+Every server and the measuring client run in separate processes. For a configured TTFT
+(120 ms) and rate (50 tok/s, no jitter, 100 tokens a stream, starts spread evenly over 1 s) the
+client reports the error of the time to first token and of every inter-chunk gap it observes
+(p50/p99 of the absolute error, ms) and the drift (how late the last chunk is against its ideal
+time), at 100, 500, 1,000 and 2,000 concurrent streams, served by 1 and by 2 processes, for:
 
-Targets (DESIGN.md): TTFT error p95 <= 2 ms at one stream; gap error p99 <= 10 ms at 500 streams.
+- ``mock``: ``python -m mockserver --workers N`` (generated replies, no cassettes);
+- ``raw``: a minimal raw-asyncio paced server written below — an ``asyncio.Protocol`` that reads
+  the request, then one coroutine per stream sleeping to each absolute deadline and writing
+  pre-encoded chunks (the same bytes the mock sends) straight to the transport; N processes share
+  the port with ``SO_REUSEPORT`` like the mock's workers.
 
-For comparison, the same load runs against a *naive* server in a second subprocess that sleeps
-each gap (``await asyncio.sleep(gap)`` per token, as many mock servers do): its late wake-ups
-accumulate, which the absolute-deadline scheduler of the mock avoids.
+Capacity: chunks/s each server delivers at speed 0 to 8 concurrent 5,000-token streams, the mock
+against ``bare``, an aiohttp handler that writes the same pre-encoded bytes with
+``await resp.write(chunk)`` and nothing else.
 
-Connections are opened before the clock starts (TTFT is measured from sending the request, as a
-client with a warm pool sees it). The client is a bare asyncio protocol that timestamps events
-as bytes arrive, so that the measuring process costs as little as possible per event. Stream
-starts are spread evenly over ``--spread-ms`` (1 s: 500 arrivals/s, as independent users; a
-stream of 100 tokens lasts 2.1 s, so all 500 overlap); ``--sync-start`` starts them all in the
-same instant instead (a 500-request burst the server has to absorb before its first token).
+The client is a raw ``epoll`` loop over non-blocking sockets (no asyncio, no HTTP library): it
+connects every stream before the clock starts (TTFT counts from sending the request, as with a
+warm pool), timestamps each read and counts the SSE events in it, so that measuring costs a few
+microseconds per read and the client is not what lags. Targets (DESIGN.md): at 1,000 streams the
+mock's gap and TTFT error p99 within 1.5x of ``raw``; capacity >= 0.85x ``bare``; with 2 workers
+at 2,000 streams gap error p99 <= 15 ms. Print ``uptime`` with the figures: the machine's load
+shifts them.
 """
 
 from __future__ import annotations
@@ -27,6 +34,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
+import resource
+import select
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -34,59 +47,88 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-holynb-mock"
+HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+        b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n")
 
 
-def start_mock(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """Run ``python -m mockserver --port 0 ...`` and return (process, base URL)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", "--port", "0", "--no-cassettes", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
+# -- the servers -----------------------------------------------------------------------------
 
 
-def start_naive(ttft_ms: float, tps: float) -> tuple[subprocess.Popen[str], str]:
-    """The comparison server: sleeps each gap relative to the previous write."""
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--naive-server", str(ttft_ms), str(tps)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
+def chunk_bytes(tokens: int) -> list[bytes]:
+    """The SSE frames the mock sends for a generated ``tokens``-token reply (then [DONE])."""
+    sys.path.insert(0, str(ROOT))
+    from mockserver._generate import generate_reply
+    from mockserver.formats.chat import reply_frames
+
+    reply = generate_reply("gpt-4.1", [{"role": "user", "content": "b"}], max_tokens=tokens,
+                           reasoning=0, include_usage=False, seed=0,
+                           reply_id="chatcmpl-000000000000000000000000", times=[0.0] * tokens)
+    return [f.data for f in reply_frames(reply, "sse")]  # type: ignore[misc]
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stdout:
-        proc.stdout.close()
+def raw_worker(port: int, ttft_ms: float, tps: float, tokens: int) -> None:
+    """One process of the minimal raw-asyncio paced server (replies pre-encoded at start)."""
+    frames = {tokens: [b"%x\r\n%b\r\n" % (len(d), d) for d in chunk_bytes(tokens)]}
+
+    class Serve(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.buf = b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            length = int(re.search(rb"(?i)content-length: *(\d+)", self.buf).group(1))
+            if len(self.buf) < end + 4 + length:
+                return
+            body = self.buf[end + 4:end + 4 + length]
+            self.buf = b""
+            n = int(re.search(rb'"max_tokens": *(\d+)', body).group(1))
+            asyncio.get_running_loop().create_task(self.pace(frames[n]))
+
+        async def pace(self, chunks: list[bytes]) -> None:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            self.transport.write(HEAD)
+            gap = 1 / tps if tps else 0.0
+            for i, chunk in enumerate(chunks):
+                delay = start + ttft_ms / 1000 + i * gap - loop.time()
+                if i < len(chunks) - 1 and delay > 0:  # [DONE] goes with the last token
+                    await asyncio.sleep(delay)
+                if self.transport.is_closing():
+                    return
+                self.transport.write(chunk)
+            self.transport.write(b"0\r\n\r\n")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        server = await loop.create_server(Serve, "127.0.0.1", port, reuse_port=True)
+        print("ready", flush=True)
+        await stop.wait()
+        server.close()
+
+    asyncio.run(main())
 
 
-def naive_server(ttft_ms: float, tps: float) -> None:
-    """Serve SSE with relative sleeps (the approach the mock's scheduler replaces)."""
+def bare_server(tokens: int) -> None:
+    """A bare aiohttp handler writing the mock's pre-encoded bytes (capacity reference)."""
     from aiohttp import web
 
+    frames = {tokens: chunk_bytes(tokens)}
+
     async def chat(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        n = (await request.json())["max_tokens"]
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await resp.prepare(request)
-        await asyncio.sleep(ttft_ms / 1000)
-        for i in range(body.get("max_tokens", 64)):
-            if i:
-                await asyncio.sleep(1 / tps)
-            chunk = {"object": "chat.completion.chunk",
-                     "choices": [{"index": 0, "delta": {"content": f" t{i}"}}]}
-            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        await resp.write(b"data: [DONE]\n\n")
+        for chunk in frames[n]:
+            await resp.write(chunk)
+        await resp.write_eof()
         return resp
 
     async def main() -> None:
@@ -94,191 +136,272 @@ def naive_server(ttft_ms: float, tps: float) -> None:
         app.router.add_post("/v1/chat/completions", chat)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
         print(f"http://127.0.0.1:{runner.addresses[0][1]}/v1", flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(main())
 
 
-class _StreamProtocol(asyncio.Protocol):
-    """A minimal HTTP/1.1 SSE reader: timestamps every event as its bytes arrive.
+class Server:
+    """A server under test: its processes and its base URL."""
 
-    Cheaper per event than any HTTP client library, so that with 500 streams the measuring
-    process is not what lags. Events in the same read share its timestamp.
+    def __init__(self, label: str, procs: list[subprocess.Popen[str]], url: str,
+                 reserved: socket.socket | None = None) -> None:
+        self.label, self.procs, self.url, self.reserved = label, procs, url, reserved
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout:
+                proc.stdout.close()
+        if self.reserved is not None:
+            self.reserved.close()
+
+
+def _popen(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+
+
+def start_mock(workers: int, *flags: str) -> Server:
+    proc = _popen("-m", "mockserver", "--port", "0", "--no-cassettes", "--workers",
+                  str(workers), *flags)
+    assert proc.stdout is not None
+    return Server("mock", [proc], proc.stdout.readline().strip())
+
+
+def start_raw(workers: int, ttft_ms: float, tps: float, tokens: int) -> Server:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))  # reserves the port; the workers listen on it
+    port = sock.getsockname()[1]
+    procs = [_popen(__file__, "--raw-worker", str(port), str(ttft_ms), str(tps), str(tokens))
+             for _ in range(workers)]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return Server("raw", procs, f"http://127.0.0.1:{port}/v1", sock)
+
+
+def start_bare(tokens: int) -> Server:
+    proc = _popen(__file__, "--bare-server", str(tokens))
+    assert proc.stdout is not None
+    return Server("bare", [proc], proc.stdout.readline().strip())
+
+
+# -- the measuring client (its own process) -----------------------------------------------
+
+
+def measure(url: str, streams: int, tokens: int, spread_s: float, timeout_s: float) -> dict:
+    """Run ``streams`` streams with starts spread over ``spread_s``; return what was seen.
+
+    Per stream: the send time, the time of every SSE event (events in one read share its
+    time) and whether ``[DONE]`` arrived.
     """
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.times: list[float] = []
-        self.done = asyncio.get_running_loop().create_future()
-        self.head = True
-        self.tail = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        now = time.perf_counter()
-        if self.head:
-            buf = self.tail + data
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                self.tail = buf
-                return
-            if not buf.startswith(b"HTTP/1.1 200"):
-                self.done.set_exception(RuntimeError(buf[:200].decode(errors="replace")))
-                return
-            self.head = False
-            self.tail = b""
-            data = buf[end + 4 :]
-        # Each event ends with a blank line; the chunked framing adds no "\n\n" of its own.
-        # The previous read's last bytes are kept so a split "\n\n" or "[DONE]" still counts.
-        n = (self.tail[-1:] + data).count(b"\n\n")
-        finished = b"data: [DONE]" in self.tail + data
-        self.times.extend([now] * (n - 1 if finished else n))
-        self.tail = data[-16:]
-        if finished and not self.done.done():
-            self.done.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.done.set_exception(exc or ConnectionError("closed before [DONE]"))
-
-
-async def one_stream(
-    host: str, port: int, tokens: int, delay: float
-) -> tuple[float, list[float], float]:
-    """(TTFT s, inter-chunk gaps s, last chunk time s) of one stream, as this client sees it."""
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_connection(_StreamProtocol, host, port)
-    try:
-        body = json.dumps({"model": "gpt-4.1", "messages": [{"role": "user", "content": "b"}],
-                           "stream": True, "max_tokens": tokens}).encode()
-        request = (
-            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
-        await asyncio.sleep(delay)  # connected before the clock starts, like a warm pool
-        t0 = time.perf_counter()
-        transport.write(request)
-        await proto.done
-    finally:
-        transport.close()
-    times = proto.times
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    return times[0] - t0, gaps, times[-1] - t0
-
-
-async def run_load(
-    url: str, streams: int, tokens: int, spread_s: float, *, sync_start: bool, rounds: int = 1
-) -> tuple[list[float], list[float], list[float]]:
-    """Run ``streams`` concurrent streams (``rounds`` times); return TTFTs, gaps, last times."""
     parts = urlsplit(url)
-    ttfts: list[float] = []
-    gaps: list[float] = []
-    lasts: list[float] = []
-    for _ in range(rounds):
-        delays = [0.0 if sync_start else spread_s * i / streams for i in range(streams)]
-        results = await asyncio.gather(
-            *(one_stream(parts.hostname or "", parts.port or 80, tokens, d) for d in delays)
-        )
-        for ttft, g, last in results:
-            ttfts.append(ttft)
-            gaps.extend(g)
-            lasts.append(last)
-    return ttfts, gaps, lasts
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    body = json.dumps({"model": "gpt-4.1", "messages": [{"role": "user", "content": "b"}],
+                       "stream": True, "max_tokens": tokens}).encode()
+    request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+               f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    socks = []
+    for _ in range(streams):
+        s = socket.create_connection((host, port))
+        s.setblocking(False)
+        socks.append(s)
+    ep = select.epoll(streams + 1)
+    by_fd = {s.fileno(): i for i, s in enumerate(socks)}
+    for s in socks:
+        ep.register(s.fileno(), select.EPOLLIN)
+    sent = [0.0] * streams
+    times: list[list[float]] = [[] for _ in range(streams)]
+    head = [True] * streams
+    tail = [b""] * streams
+    done = [False] * streams
+    remaining = streams
+    t0 = time.perf_counter() + 0.05
+    due = [t0 + spread_s * i / streams for i in range(streams)]
+    next_send = 0
+    end = t0 + spread_s + timeout_s
+    perf = time.perf_counter
+    while remaining and perf() < end:
+        now = perf()
+        while next_send < streams and due[next_send] <= now:
+            sent[next_send] = perf()
+            socks[next_send].send(request)
+            next_send += 1
+        wait = due[next_send] - perf() if next_send < streams else 0.05
+        for fd, _ in ep.poll(max(0.0, min(wait, 0.05))):
+            i = by_fd[fd]
+            try:
+                data = socks[i].recv(262144)
+            except BlockingIOError:
+                continue
+            stamp = perf()
+            if not data:
+                ep.unregister(fd)
+                if not done[i]:
+                    done[i] = True
+                    remaining -= 1
+                continue
+            if head[i]:
+                buf = tail[i] + data
+                cut = buf.find(b"\r\n\r\n")
+                if cut < 0:
+                    tail[i] = buf
+                    continue
+                head[i] = False
+                tail[i] = b""
+                data = buf[cut + 4:]
+            joined = tail[i][-1:] + data
+            n = joined.count(b"\n\n")
+            finished = b"data: [DONE]" in tail[i] + data
+            times[i].extend([stamp] * (n - 1 if finished else n))
+            tail[i] = data[-16:]
+            if finished and not done[i]:
+                done[i] = True
+                remaining -= 1
+                ep.unregister(fd)
+    for s in socks:
+        s.close()
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    return {"sent": sent, "times": times, "complete": streams - remaining,
+            "client_busy": (cpu.ru_utime + cpu.ru_stime) / (perf() - t0)}
 
 
-async def max_chunks_per_s(url: str, streams: int, tokens: int) -> float:
-    """Chunks/s delivered by a speed-0 server to ``streams`` concurrent readers."""
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0), headers={"Authorization": f"Bearer {KEY}"},
-    ) as session:
-        async def one() -> int:
-            body = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "fast"}],
-                    "stream": True, "max_tokens": tokens}
-            n = 0
-            async with session.post(f"{url}/chat/completions", json=body) as resp:
-                async for data in resp.content.iter_any():
-                    n += data.count(b"\n\n")
-            return n - 1  # [DONE]
+def client_main(args: list[str]) -> None:
+    url, streams, tokens, spread, timeout = args
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < min(hard, int(streams) + 64):  # one socket per stream
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    result = measure(url, int(streams), int(tokens), float(spread), float(timeout))
+    json.dump(result, sys.stdout)
 
-        t0 = time.perf_counter()
-        counts = await asyncio.gather(*(one() for _ in range(streams)))
-        return sum(counts) / (time.perf_counter() - t0)
+
+def run_client(url: str, streams: int, tokens: int, spread_s: float, timeout_s: float) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--client", url, str(streams), str(tokens), str(spread_s),
+         str(timeout_s)], cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout)
+
+
+# -- figures ---------------------------------------------------------------------------------
 
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def row(label: str, streams: int, ttfts: list[float], gaps: list[float], lasts: list[float],
-        ttft_s: float, last_s: float, gap_s: float) -> str:
-    te = [abs(t - ttft_s) * 1000 for t in ttfts]
-    ge = [abs(g - gap_s) * 1000 for g in gaps]
-    de = [(t - last_s) * 1000 for t in lasts]
-    return (f"| {label:<6} | {streams:>7} | {statistics.median(te):6.2f} | {pct(te, .95):6.2f} | "
-            f"{pct(te, .99):6.2f} | {statistics.median(ge):6.2f} | {pct(ge, .95):6.2f} | "
-            f"{pct(ge, .99):6.2f} | {statistics.median(de):6.2f} | {pct(de, .99):6.2f} | "
-            f"{len(gaps):>6} |")
+def errors(result: dict, ttft_s: float, gap_s: float, tokens: int) -> dict[str, list[float]]:
+    te, ge, de = [], [], []
+    for sent, times in zip(result["sent"], result["times"], strict=True):
+        if not times:
+            continue
+        te.append(abs(times[0] - sent - ttft_s) * 1000)
+        ge.extend(abs(b - a - gap_s) * 1000 for a, b in zip(times, times[1:], strict=False))
+        if len(times) == tokens:
+            de.append((times[-1] - sent - ttft_s - (tokens - 1) * gap_s) * 1000)
+    return {"ttft": te, "gap": ge, "drift": de}
+
+
+def row(label: str, workers: int, streams: int, e: dict[str, list[float]], result: dict) -> str:
+    return (f"| {label:<4} | {workers} | {streams:>5} | {statistics.median(e['ttft']):6.2f} | "
+            f"{pct(e['ttft'], .99):7.2f} | {statistics.median(e['gap']):5.2f} | "
+            f"{pct(e['gap'], .99):6.2f} | {pct(e['drift'], .99):7.2f} | "
+            f"{result['complete']}/{streams} | {result['client_busy']:.0%} |")
+
+
+def capacity(server: Server, streams: int, tokens: int) -> float:
+    result = run_client(server.url, streams, tokens, 0.0, 120.0)
+    stamps = [t for times in result["times"] for t in times]
+    return len(stamps) / (max(stamps) - min(result["sent"]))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ttft-ms", type=float, default=120.0)
     p.add_argument("--tps", type=float, default=50.0)
-    p.add_argument("--tokens", type=int, default=100,
-                   help="tokens per stream at 100 and 500 streams (1 stream: 30 x 10 tokens)")
+    p.add_argument("--tokens", type=int, default=100, help="tokens per stream (default 100)")
     p.add_argument("--spread-ms", type=float, default=1000.0,
                    help="spread stream starts over this time (default 1000)")
-    p.add_argument("--quick", action="store_true", help="fewer rounds (~10 s)")
-    p.add_argument("--sync-start", action="store_true", help="start all streams at once")
-    p.add_argument("--no-naive", action="store_true", help="skip the naive comparison server")
-    p.add_argument("--naive-server", nargs=2, type=float, help=argparse.SUPPRESS)
+    p.add_argument("--streams", type=int, nargs="+", default=[100, 500, 1000, 2000])
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--quick", action="store_true", help="500 and 1,000 streams, 1 worker")
+    p.add_argument("--no-capacity", action="store_true", help="skip the speed-0 capacity run")
+    p.add_argument("--client", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--raw-worker", nargs=4, help=argparse.SUPPRESS)
+    p.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.naive_server:
-        naive_server(*args.naive_server)
+    if args.client:
+        client_main(args.client)
         return
+    if args.raw_worker:
+        port, ttft, tps, tokens = args.raw_worker
+        raw_worker(int(port), float(ttft), float(tps), int(tokens))
+        return
+    if args.bare_server:
+        bare_server(args.bare_server)
+        return
+    if args.quick:
+        args.streams, args.workers = [500, 1000], [1]
     ttft_s, gap_s = args.ttft_ms / 1000, 1 / args.tps
-    # (streams, rounds, tokens): one stream runs many short requests for TTFT samples.
-    plan = [(1, 10 if args.quick else 30, 10), (100, 1 if args.quick else 2, args.tokens),
-            (500, 1, args.tokens)]
-    servers = [("mock", start_mock("--ttft-ms", str(args.ttft_ms), "--tps", str(args.tps),
-                                   "--jitter-ms", "0"))]
-    if not args.no_naive:
-        servers.append(("naive", start_naive(args.ttft_ms, args.tps)))
-    print(f"mock timing fidelity: TTFT {args.ttft_ms:g} ms, {args.tps:g} tok/s, no jitter, "
-          f"{args.tokens} tokens/stream, starts "
-          f"{'together' if args.sync_start else f'spread over {args.spread_ms:g} ms'}")
-    print("absolute errors in ms; drift = how late the last chunk is against its ideal time")
-    print("(TTFT + (n-1)/tps after the request); client and server in separate processes\n")
-    print("| server | streams | TTFT p50 | p95 | p99 | gap p50 | p95 | p99 | drift p50 | p99 "
-          "| gaps |")
-    print("|--------|--------:|-------:|-------:|-------:|-------:|-------:|-------:|-------:|"
-          "-------:|-------:|")
-    try:
-        for streams, rounds, tokens in plan:
-            for label, (_proc, url) in servers:
-                ttfts, gaps, lasts = asyncio.run(run_load(
-                    url, streams, tokens, args.spread_ms / 1000,
-                    sync_start=args.sync_start, rounds=rounds,
-                ))
-                last_s = ttft_s + (tokens - 1) * gap_s
-                print(row(label, streams, ttfts, gaps, lasts, ttft_s, last_s, gap_s), flush=True)
-    finally:
-        for _label, (proc, _url) in servers:
-            stop(proc)
-    proc, url = start_mock("--speed", "0")
-    try:
-        rate = asyncio.run(max_chunks_per_s(url, 8, 2000 if args.quick else 5000))
-    finally:
-        stop(proc)
-    print(f"\nmax chunks/s at speed 0 (8 concurrent streams, one client process): {rate:,.0f}")
-    print("targets: TTFT error p95 <= 2 ms at 1 stream; gap error p99 <= 10 ms at 500 streams")
+    load = os.getloadavg()
+    print(f"mock timing: TTFT {args.ttft_ms:g} ms, {args.tps:g} tok/s, no jitter, "
+          f"{args.tokens} tokens a stream, starts spread over {args.spread_ms:g} ms; "
+          f"load average before the run {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print("absolute errors in ms (drift: how late the last chunk is); client, servers and "
+          "workers in separate processes\n")
+    print("| server | workers | streams | TTFT p50 | TTFT p99 | gap p50 | gap p99 | drift p99 "
+          "| complete | client busy |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ratios = []
+    timeout = args.tokens / args.tps + 30
+    for workers in args.workers:
+        mock = start_mock(workers, "--ttft-ms", str(args.ttft_ms), "--tps", str(args.tps),
+                          "--jitter-ms", "0")
+        raw = start_raw(workers, args.ttft_ms, args.tps, args.tokens)
+        try:
+            for streams in args.streams:
+                found = {}
+                for server in (mock, raw):
+                    result = run_client(server.url, streams, args.tokens, args.spread_ms / 1000,
+                                        timeout)
+                    e = errors(result, ttft_s, gap_s, args.tokens)
+                    found[server.label] = e
+                    print(row(server.label, workers, streams, e, result), flush=True)
+                m, r = found["mock"], found["raw"]
+                ratios.append((workers, streams, pct(m["gap"], .99) / pct(r["gap"], .99),
+                               pct(m["ttft"], .99) / pct(r["ttft"], .99), pct(m["gap"], .99)))
+        finally:
+            mock.stop()
+            raw.stop()
+    print("\nmock / raw, p99 error ratios (target <= 1.5 at 1,000 streams):")
+    for workers, streams, gap, ttft, gap_p99 in ratios:
+        goal = " (goal: gap p99 <= 15 ms)" if workers == 2 and streams == 2000 else ""
+        print(f"  {workers} worker(s), {streams:>5} streams: gap {gap:.2f}x, TTFT {ttft:.2f}x; "
+              f"mock gap p99 {gap_p99:.1f} ms{goal}")
+    if not args.no_capacity:
+        mock = start_mock(1, "--speed", "0")
+        bare = start_bare(5000)
+        try:
+            rates = {s.label: capacity(s, 8, 5000) for s in (mock, bare)}
+        finally:
+            mock.stop()
+            bare.stop()
+        print(f"\ncapacity at speed 0 (8 streams x 5,000 chunks, one process each): mock "
+              f"{rates['mock']:,.0f} chunks/s, bare aiohttp {rates['bare']:,.0f} chunks/s "
+              f"= {rates['mock'] / rates['bare']:.2f}x (target >= 0.85x)")
+    load = os.getloadavg()
+    print(f"load average after the run {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """mockserver: an offline OpenAI-compatible upstream for holynb and any streaming client.
 
 Serves ``POST /v1/chat/completions`` (SSE and JSON), ``GET /v1/models`` and the WebSocket
-``/v1/ws/chat`` with realistic per-model latency, replayed cassettes and injectable faults.
-See ``docs/mockserver.md``.
+``/v1/ws/chat`` with realistic per-model latency, replayed cassettes and injectable faults, from
+one process or several (``workers``). See ``docs/mockserver.md``.
 """
 
 from ._app import create_app

@@ -1,37 +1,37 @@
-"""The aiohttp application: routes, error middleware, the HTTP chat handler, control API."""
+"""The aiohttp application: routes, the OpenAI-error middleware, the control API, lifecycle.
+
+``create_app`` assembles the parts: shared state (``_state``), the request pipeline
+(``_pipeline``), the transports (``_http``, ``_ws``) and, in ``cleanup_ctx``, what lives as long
+as the app — record mode's one upstream session, a multi-worker store's sync timer and file.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from ._config import ControlError, MockConfig, mask_key, parse_controls
+from ._config import MockConfig, make_config
+from ._controls import ControlError, bounded
 from ._errors import MockError, error_body
-from ._faults import plan_reply
-from ._frames import join_frames
-from ._journal import Record
-from ._request import parse_chat_request, parse_json
-from ._sse import SSE_HEADERS, break_connection, sleep_until, write_sse
-from ._state import InjectedStatus, MockState, Reply, scrub
+from ._http import bearer_key, serve_chat
+from ._pipeline import Pipeline
+from ._record import Recorder, upstream_session
+from ._state import MockState
+from ._store import DEFAULT_PAGE, JOURNAL_SIZE, SYNC_S, SharedStore
+from ._ws import serve_ws
 
-__all__ = ["STATE", "create_app"]
+__all__ = ["PIPELINE", "STATE", "create_app"]
 
 log = logging.getLogger("mockserver")
 STATE = web.AppKey("state", MockState)
+PIPELINE = web.AppKey("pipeline", Pipeline)
 routes = web.RouteTableDef()
-
-
-def bearer_key(request: web.Request) -> str | None:
-    """The key from ``Authorization: Bearer <key>`` (None when absent)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
 
 
 # -- errors as OpenAI JSON ---------------------------------------------------------------------
@@ -78,14 +78,7 @@ async def openai_errors(
         )
 
 
-# -- chat completions over HTTP ----------------------------------------------------------------
-
-# Recorded headers that describe the recorded connection, not this one.
-_HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}
-
-
-def _headers(reply: Reply) -> dict[str, str]:
-    return {k: v for k, v in (reply.headers or {}).items() if k.lower() not in _HOP_HEADERS}
+# -- the APIs ----------------------------------------------------------------------------------
 
 
 @routes.post("/v1/chat/completions")
@@ -94,153 +87,66 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     arrived = asyncio.get_running_loop().time()
     state = request.app[STATE]
     record = state.journal.begin(request.method, request.path, "json")
-    # Whatever ends the request — a hang-up while the body is read, a bug — closes its record
-    # (only the first finish counts, so the outcomes set below stand).
     try:
-        return await _chat(request, state, record, arrived)
-    except (asyncio.CancelledError, ConnectionError):
-        record.finish("error" if state.draining else "client_disconnected")
-        raise
-    except web.HTTPException as exc:  # 413 from reading the body; the middleware answers
-        record.finish("error", status=exc.status, error=exc.reason)
-        raise
-    except Exception as exc:
+        return await serve_chat(request, state, request.app[PIPELINE], record, arrived)
+    except Exception as exc:  # a bug: the record closes, the middleware answers 500
         record.finish("error", status=500, error=f"internal mock error: {type(exc).__name__}")
         raise
 
 
-async def _chat(
-    request: web.Request, state: MockState, record: Record, arrived: float
-) -> web.StreamResponse:
-    key = bearer_key(request)
-    record.key = mask_key(key) if key else None
-    try:
-        if state.config.record_upstream:
-            # Record mode: the upstream authenticates; the mock only relays and records.
-            from ._record import proxy_http
-
-            return await proxy_http(request, parse_json(await request.read()), state, record)
-        state.authorize(key)
-        try:
-            controls = parse_controls(request.headers)
-        except ControlError as exc:
-            raise MockError(400, str(exc), code="invalid_mock_control") from None
-        req = parse_chat_request(parse_json(await request.read()))
-        record.model, record.stream = req.model, req.stream
-        record.transport = "sse" if req.stream else "json"
-        record.request = scrub(req.raw, key)
-        record.controls = controls.public()
-        state.check_rate(key)
-        reply = state.build_reply(req, controls, record.transport, record)
-    except InjectedStatus as injected:
-        record.finish("fault:status", status=injected.error.status, error=injected.error.message)
-        return injected.error.response()
-    except MockError as err:
-        record.finish("error", status=err.status, error=err.message)
-        return err.response()
-    if reply.status >= 400:
-        record.finish("error", status=reply.status, error="cassette error response")
-        return web.Response(
-            status=reply.status, body=join_frames(reply.frames), headers=_headers(reply)
-        )
-    speed = state.config.speed
-    state.stream_started()
-    try:
-        if req.stream:
-            return await _stream_sse(request, state, reply, record, speed, arrived)
-        return await _respond_json(request, reply, record, speed, arrived)
-    finally:
-        state.stream_ended()
-
-
-async def _stream_sse(
-    request: web.Request,
-    state: MockState,
-    reply: Reply,
-    record: Record,
-    speed: float,
-    arrived: float,
-) -> web.StreamResponse:
-    plan = plan_reply(reply.frames, reply.faults, transport="sse", done=b"data: [DONE]\n\n")
-    ours = {k.lower() for k in SSE_HEADERS}
-    headers = {k: v for k, v in _headers(reply).items() if k.lower() not in ours}
-    resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
-    await resp.prepare(request)
-    record.status = 200
-    try:
-        await write_sse(
-            request, resp, plan, speed=speed, start=arrived, on_frame=record.tick,
-            precise=state.precise,
-        )
-    except ConnectionError:
-        raise
-    except Exception as exc:
-        # The 200 head is out, so no error JSON can follow (the middleware's answer would be
-        # written into the body): break the stream instead, as a failing upstream would.
-        log.exception("SSE stream failed")
-        record.finish("error", error=f"internal mock error: {type(exc).__name__}")
-        break_connection(request.transport, reset=False)
-        return resp
-    record.finish(plan.outcome)
-    return resp
-
-
-async def _respond_json(
-    request: web.Request, reply: Reply, record: Record, speed: float, start: float
-) -> web.StreamResponse:
-    """Non-streaming: wait the whole schedule, then one body; some faults apply."""
-    faults = reply.faults
-    frames = list(reply.frames)
-    delay = frames[-1].at if frames else 0.0
-    if "stall" in faults:
-        delay += faults["stall"].params["ms"] / 1000
-    await sleep_until(start + delay / speed if speed > 0 else start)
-    body = join_frames(frames)
-    for name in ("disconnect", "reset"):
-        if name in faults:
-            break_connection(request.transport, reset=name == "reset")
-            record.finish(f"fault:{name}")
-            return web.Response(status=200)
-    outcome = "completed"
-    if "malformed" in faults:
-        body = body[: len(body) // 2]
-        outcome = "fault:malformed"
-    elif "stall" in faults:
-        outcome = "fault:stall"
-    record.chunks_sent = 1
-    record.finish(outcome, status=200)
-    headers = {k: v for k, v in _headers(reply).items() if k.lower() != "content-type"}
-    headers["Content-Type"] = "application/json"
-    return web.Response(status=200, body=body, headers=headers)
-
-
-# -- models and control API --------------------------------------------------------------------
+@routes.get("/v1/ws/chat")
+async def ws_chat(request: web.Request) -> web.StreamResponse:
+    """The chat WebSocket (protocol in ``shared/DESIGN.md``)."""
+    return await serve_ws(request, request.app[STATE], request.app[PIPELINE])
 
 
 @routes.get("/v1/models")
 async def models(request: web.Request) -> web.Response:
     """The models this mock serves (authenticated, like the real endpoint)."""
-    state = request.app[STATE]
     try:
-        state.authorize(bearer_key(request))
+        request.app[PIPELINE].authorize(bearer_key(request))
     except MockError as err:
         return err.response()
     data = [
         {"id": m, "object": "model", "created": 1_735_689_600, "owned_by": "holynb-mock"}
-        for m in state.models()
+        for m in sorted(request.app[STATE].models)
     ]
     return web.json_response({"object": "list", "data": data})
 
 
+# -- control API -------------------------------------------------------------------------------
+
+
+def _int_param(request: web.Request, name: str, default: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return bounded(raw, name, 0, hi, kind=int)
+    except ControlError as exc:
+        raise MockError(400, str(exc), param=name, code="invalid_value") from None
+
+
 @routes.get("/_mock/journal")
 async def journal(request: web.Request) -> web.Response:
-    """All request records, oldest first."""
-    return web.json_response(request.app[STATE].journal.snapshot())
+    """Request records, oldest first: ``?after=ID`` (records after that id) and ``?limit=N``
+    (default 1000); a ``Link: <...>; rel="next"`` header points at the next page."""
+    try:
+        after = _int_param(request, "after", 0, 2**62)
+        limit = _int_param(request, "limit", DEFAULT_PAGE, JOURNAL_SIZE)
+    except MockError as err:
+        return err.response()
+    records = request.app[STATE].journal.page(after=after, limit=limit + 1)
+    headers = {}
+    if len(records) > limit:
+        records = records[:limit]
+        headers["Link"] = f'</_mock/journal?after={records[-1]["id"]}&limit={limit}>; rel="next"'
+    return web.json_response(records, headers=headers)
 
 
 @routes.post("/_mock/reset")
 async def reset(request: web.Request) -> web.Response:
-    """Clear journal, cassette sequences, rate limits and repeat counters."""
+    """Clear journal, cassette sequences, rate limits and repeat counters (of every worker)."""
     request.app[STATE].reset()
     return web.json_response({"ok": True})
 
@@ -249,24 +155,40 @@ async def reset(request: web.Request) -> web.Response:
 async def config(request: web.Request) -> web.Response:
     """The running configuration (keys reduced to a count) and served models."""
     state = request.app[STATE]
-    return web.json_response({**state.config.public(), "models": state.models()})
+    return web.json_response({**state.config.public(), "models": sorted(state.models)})
 
 
-def create_app(config: MockConfig | None = None, **options: Any) -> web.Application:
-    """Build the mock's aiohttp application from a config (or keyword options)."""
-    from ._config import make_config
-    from ._ws import ws_chat
+# -- assembly ----------------------------------------------------------------------------------
 
-    if config is None:
-        config = make_config(**options)
-    elif options:
-        raise TypeError("pass either a MockConfig or keyword options, not both")
-    app = web.Application(middlewares=[openai_errors], client_max_size=config.max_body_bytes)
-    app[STATE] = MockState(config)
-    app.add_routes(routes)
-    app.router.add_get("/v1/ws/chat", ws_chat)
-    app.on_shutdown.append(_drain)
-    return app
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """What lives as long as the app: record mode's upstream session, the shared store."""
+    state = app[STATE]
+    config = state.config
+    session = None
+    if config.record_upstream:
+        session = upstream_session()
+        state.recorder = Recorder(config.record_upstream, config.record_dir, session)
+    sync = None
+    if isinstance(state.store, SharedStore):
+        sync = asyncio.create_task(_sync_forever(state.store))
+    try:
+        yield
+    finally:
+        if sync is not None:
+            sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sync
+        if session is not None:
+            await session.close()
+        state.store.close()
+
+
+async def _sync_forever(store: SharedStore) -> None:
+    """Write in-progress records' frame counts to the shared store, every ``SYNC_S``."""
+    while True:
+        await asyncio.sleep(SYNC_S)
+        store.sync()
 
 
 async def _drain(app: web.Application) -> None:
@@ -279,3 +201,25 @@ async def _drain(app: web.Application) -> None:
         log.warning("drain timeout: %d streams still open", state.active)
     for ws in list(state.websockets):
         await ws.close(code=1001, message=b"server shutting down")
+
+
+def create_app(
+    config: MockConfig | None = None, *, shared: str | Path | None = None, **options: Any
+) -> web.Application:
+    """Build the mock's aiohttp application from a config (or keyword options).
+
+    ``shared`` is the SQLite file the workers of a multi-process server share (see
+    ``_workers``); leave it out for one process.
+    """
+    if config is None:
+        config = make_config(**options)
+    elif options:
+        raise TypeError("pass either a MockConfig or keyword options, not both")
+    app = web.Application(middlewares=[openai_errors], client_max_size=config.max_body_bytes)
+    state = MockState(config, shared=shared)
+    app[STATE] = state
+    app[PIPELINE] = Pipeline(state)
+    app.add_routes(routes)
+    app.cleanup_ctx.append(_resources)
+    app.on_shutdown.append(_drain)
+    return app

@@ -1,38 +1,35 @@
-"""Server configuration and per-request overrides."""
+"""The mock's options, declared once: :class:`MockConfig`.
+
+Every option is one dataclass field whose ``metadata`` carries its command-line form, so
+``MockServer(**options)``, ``create_app(**options)`` and ``holynb-mock --flags`` all derive from
+this one declaration (``_cli.build_parser`` reads it). Values are validated in
+``__post_init__``; :func:`make_config` accepts friendly types (a path string, a comma list of
+keys) and names an unknown option with the known ones.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._cassettes import SHIPPED_DIR
-from ._faults import FaultError, FaultSpec, parse_faults
+from ._faults import FaultError, parse_faults
 from ._latency import JITTERS
 
 __all__ = [
-    "CONTROL_NAMES",
-    "ControlError",
+    "PLACEHOLDER_KEYS",
     "MockConfig",
-    "RequestControls",
     "make_config",
     "mask_key",
-    "parse_controls",
     "parse_rate_limit",
 ]
 
 PLACEHOLDER_KEYS = frozenset({"", "YOUR_HOLYSHEEP_API_KEY", "YOUR_API_KEY", "sk-xxx"})
-MAX_CONTROL_VALUE = 1e7  # largest X-Mock-TTFT-Ms / -TPS / -Jitter-Ms accepted
-# Per-request control headers (same names as query parameters on the WebSocket URL).
-CONTROL_NAMES = (
-    "X-Mock-Fault",
-    "X-Mock-TTFT-Ms",
-    "X-Mock-TPS",
-    "X-Mock-Jitter-Ms",
-    "X-Mock-Seed",
-    "X-Mock-Cassette",
-)
+# The folder of the cassettes that ship with the package (the default for ``cassettes``).
+SHIPPED_DIR = Path(__file__).parent / "cassettes"
+MAX_REASONING_TOKENS = 100_000
 
 
 def mask_key(key: str | None) -> str:
@@ -58,6 +55,22 @@ def parse_rate_limit(text: str) -> tuple[int, float]:
     return capacity, periods[unit.strip()]
 
 
+def option(
+    help: str,
+    default: Any = None,
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    cli_default: Any = dataclasses.MISSING,
+    choices: Iterable[str] | None = None,
+    repr: bool = True,
+) -> Any:
+    """A config field with its command-line form (``flag`` defaults to ``--field-name``)."""
+    meta = {"help": help, "flag": flag, "metavar": metavar, "cli_default": cli_default,
+            "choices": tuple(choices) if choices else None}
+    return field(default=default, repr=repr, metadata=meta)
+
+
 @dataclass(frozen=True, kw_only=True)
 class MockConfig:
     """Everything that shapes the mock's behaviour; immutable once the server starts.
@@ -69,22 +82,43 @@ class MockConfig:
     makes them reproducible. Generated text depends only on the request.
     """
 
-    ttft_ms: float | None = None
-    tps: float | None = None
-    jitter_ms: float | None = None
-    jitter: str | None = None
-    seed: int | None = None
-    speed: float = 1.0
-    fault: str | None = None
-    keys: frozenset[str] | None = field(default=None, repr=False)
-    idle_timeout_s: float = 120.0
-    strict: bool = False
-    cassettes: tuple[Path, ...] | None = None
-    record_upstream: str | None = None
-    record_dir: Path | None = None
-    rate_limit: str | None = None
-    max_body_bytes: int = 4 * 1024 * 1024
-    drain_timeout_s: float = 10.0
+    host: str = option("bind address (default 127.0.0.1)", "127.0.0.1")
+    port: int = option("port (default 8765 on the command line, 0 in-process; 0 picks a free "
+                       "one)", 0, cli_default=8765)
+    workers: int = option("serve from N processes on one port (SO_REUSEPORT); the journal, "
+                          "reset and rate limits are shared (default 1)", 1, metavar="N")
+    cassettes: tuple[Path, ...] | None = option(
+        "cassette file or folder (repeatable; default: the shipped cassettes)", metavar="PATH")
+    ttft_ms: float | None = option("time to first token for every model (ms)")
+    tps: float | None = option("tokens per second for every model (0 = max speed)")
+    jitter_ms: float | None = option("jitter added to the TTFT and each gap (ms)")
+    jitter: str | None = option("jitter distribution (default: uniform when --jitter-ms is set)",
+                                choices=JITTERS)
+    reasoning_tokens: int = option("reasoning tokens streamed before the answer "
+                                   "(delta.reasoning_content; default 0)", 0, metavar="N")
+    seed: int | None = option("seed for ids, jitter and fault probabilities")
+    speed: float = option("time scale for schedules and cassettes (2 = twice as fast, 0 = no "
+                          "waits)", 1.0)
+    fault: str | None = option("faults applied to every request, e.g. 'disconnect:after=5'",
+                               metavar="SPEC")
+    keys: frozenset[str] | None = option(
+        "comma-separated accepted API keys (default: any real key)", repr=False,
+        metavar="K1,K2")
+    idle_timeout_s: float = option("close idle WebSocket connections after S seconds "
+                                   "(default 120)", 120.0, flag="--idle-timeout", metavar="S")
+    body_timeout_s: float = option("answer 408 when a request body has not arrived within S "
+                                   "seconds (default 30)", 30.0, flag="--body-timeout",
+                                   metavar="S")
+    strict: bool = option("answer only from cassettes; explain misses with a 400", False)
+    record_upstream: str | None = option("record mode: proxy to this base URL and save "
+                                         "cassettes", metavar="URL")
+    record_dir: Path | None = option("where record mode writes cassettes", metavar="DIR")
+    rate_limit: str | None = option("token bucket per key, e.g. '10/s' or '600/min'",
+                                    metavar="N/s")
+    max_body_bytes: int = option("largest request body or WebSocket message accepted "
+                                 "(default 4 MiB)", 4 * 1024 * 1024, metavar="BYTES")
+    drain_timeout_s: float = option("on shutdown, wait up to S seconds for open streams "
+                                    "(default 10)", 10.0, flag="--drain-timeout", metavar="S")
 
     def __post_init__(self) -> None:
         for name in ("ttft_ms", "tps", "jitter_ms"):
@@ -95,8 +129,16 @@ class MockConfig:
             raise ValueError(f"jitter must be one of {', '.join(JITTERS)}, got {self.jitter!r}")
         if not self.speed >= 0:
             raise ValueError(f"speed must be >= 0 (0 = as fast as possible), got {self.speed!r}")
-        if not self.idle_timeout_s > 0:
-            raise ValueError(f"idle_timeout_s must be > 0, got {self.idle_timeout_s!r}")
+        for name in ("idle_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0-65535, got {self.port!r}")
+        if not 1 <= self.workers <= 256:
+            raise ValueError(f"workers must be 1-256, got {self.workers!r}")
+        if not 0 <= self.reasoning_tokens <= MAX_REASONING_TOKENS:
+            raise ValueError(f"reasoning_tokens must be 0-{MAX_REASONING_TOKENS}, got "
+                             f"{self.reasoning_tokens!r}")
         if self.max_body_bytes < 1024:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes!r}")
         if self.fault:
@@ -127,10 +169,6 @@ class MockConfig:
         """Folders/files to load cassettes from."""
         return (SHIPPED_DIR,) if self.cassettes is None else self.cassettes
 
-    def faults(self) -> list[FaultSpec]:
-        """The server-wide faults."""
-        return parse_faults(self.fault)
-
     def accepts(self, key: str | None) -> bool:
         """Whether a request with this key is authorised."""
         if key is None or key.strip() in PLACEHOLDER_KEYS:
@@ -139,23 +177,19 @@ class MockConfig:
 
     def public(self) -> dict[str, Any]:
         """The configuration as JSON for ``GET /_mock/config`` (keys reduced to a count)."""
-        return {
-            "ttft_ms": self.ttft_ms,
-            "tps": self.tps,
-            "jitter_ms": self.jitter_ms,
-            "jitter": self.jitter_kind,
-            "seed": self.seed,
-            "speed": self.speed,
-            "fault": self.fault,
-            "keys": "any non-placeholder key" if self.keys is None else f"{len(self.keys)} keys",
-            "idle_timeout_s": self.idle_timeout_s,
-            "strict": self.strict,
-            "cassettes": [str(p) for p in self.cassette_paths],
-            "record_upstream": self.record_upstream,
-            "record_dir": str(self.record_dir) if self.record_dir else None,
-            "rate_limit": self.rate_limit,
-            "max_body_bytes": self.max_body_bytes,
-        }
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            out[f.name] = value
+        out["jitter"] = self.jitter_kind
+        out["cassettes"] = [str(p) for p in self.cassette_paths]
+        out["keys"] = "any non-placeholder key" if self.keys is None else f"{len(self.keys)} keys"
+        return out
+
+
+OPTION_NAMES = tuple(f.name for f in dataclasses.fields(MockConfig))
 
 
 def make_config(
@@ -163,9 +197,12 @@ def make_config(
     cassettes: str | Path | Iterable[str | Path] | None = None,
     keys: Iterable[str] | str | None = None,
     record_dir: str | Path | None = None,
-    **kwargs: Any,
+    **options: Any,
 ) -> MockConfig:
     """Build a :class:`MockConfig` from friendly argument types (paths, key lists)."""
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise TypeError(f"unknown mock option {unknown[0]!r}; known: {', '.join(OPTION_NAMES)}")
     if cassettes is not None:
         if isinstance(cassettes, (str, Path)):
             cassettes = (Path(cassettes),)
@@ -177,78 +214,5 @@ def make_config(
         cassettes=cassettes,
         keys=frozenset(keys) if keys is not None else None,
         record_dir=Path(record_dir) if record_dir is not None else None,
-        **kwargs,
-    )
-
-
-class ControlError(ValueError):
-    """A per-request control header or query parameter is invalid."""
-
-
-@dataclass(frozen=True, slots=True)
-class RequestControls:
-    """Overrides one request carries in ``X-Mock-*`` headers (or WebSocket query params)."""
-
-    faults: list[FaultSpec] = field(default_factory=list)
-    ttft_ms: float | None = None
-    tps: float | None = None
-    jitter_ms: float | None = None
-    seed: int | None = None
-    cassette: str | None = None
-
-    def public(self) -> dict[str, Any]:
-        """The overrides that were set, for the journal."""
-        out: dict[str, Any] = {}
-        if self.faults:
-            out["fault"] = ";".join(str(f) for f in self.faults)
-        for name in ("ttft_ms", "tps", "jitter_ms", "seed", "cassette"):
-            if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
-        return out
-
-
-def parse_controls(source: Mapping[str, str]) -> RequestControls:
-    """Read ``X-Mock-*`` values (case-insensitive names); raise :class:`ControlError`."""
-    values = {k.lower(): v for k, v in source.items() if k.lower().startswith("x-mock-")}
-    known = {n.lower() for n in CONTROL_NAMES}
-    for name in values:
-        if name not in known:
-            raise ControlError(
-                f"unknown control {name!r}; known: {', '.join(CONTROL_NAMES)}"
-            )
-
-    def number(name: str) -> float | None:
-        raw = values.get(name.lower())
-        if raw is None:
-            return None
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
-        # Bounded: a huge delay or rate would park the stream forever instead of answering.
-        if not 0 <= value <= MAX_CONTROL_VALUE:
-            raise ControlError(
-                f"{name} must be a number from 0 to {MAX_CONTROL_VALUE:g}, got {raw!r}"
-            )
-        return value
-
-    try:
-        faults = parse_faults(values.get("x-mock-fault"))
-    except FaultError as exc:
-        raise ControlError(f"X-Mock-Fault: {exc}") from None
-    seed_raw = values.get("x-mock-seed")
-    seed = None
-    if seed_raw is not None:
-        try:
-            seed = int(seed_raw)
-        except ValueError:
-            raise ControlError(f"X-Mock-Seed must be an integer, got {seed_raw!r}") from None
-    cassette = values.get("x-mock-cassette")
-    return RequestControls(
-        faults=faults,
-        ttft_ms=number("X-Mock-TTFT-Ms"),
-        tps=number("X-Mock-TPS"),
-        jitter_ms=number("X-Mock-Jitter-Ms"),
-        seed=seed,
-        cassette=cassette.strip() if cassette else None,
+        **options,
     )

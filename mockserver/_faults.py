@@ -1,4 +1,4 @@
-"""The fault grammar and what each fault does to a reply.
+"""The fault grammar, where each fault applies, and what it does to a reply's frames.
 
 Grammar (``X-Mock-Fault`` header, ``?X-Mock-Fault=`` on the WebSocket URL, ``--fault``)::
 
@@ -6,37 +6,50 @@ Grammar (``X-Mock-Fault`` header, ``?X-Mock-Fault=`` on the WebSocket URL, ``--f
     fault  := name [":" param ("," param)*]
     param  := key "=" value          # every fault also takes p=<0..1>, a seeded probability
 
-A reply is a list of :class:`~mockserver._frames.Frame`; :func:`plan_reply` turns it, with the
-faults that fired, into a :class:`Plan` the SSE and WebSocket writers execute. Counts are in
-frames: a generated reply sends one chunk per frame; a cassette one recorded write per frame.
-``after=N`` acts once N frames were sent; ``at=N`` makes the N-th frame sent (1-based) the fault.
+A reply reaches a writer as a list of :class:`~mockserver._frames.Frame` over one of three
+paths — ``sse`` (a streamed HTTP body), ``ws`` (WebSocket messages) or ``json`` (one
+non-streaming body). :data:`APPLIES` says, for every fault and path, whether the fault applies
+there and, if not, why: a request asking for a fault that cannot apply is answered 400
+``invalid_mock_control`` with that reason; a server-wide or cassette fault that cannot apply to
+a path is left out for that request (and not journaled as fired).
+
+:func:`plan_reply` turns frames and the faults that fired into a :class:`Plan`. It knows no API:
+what an end marker, an error frame or a broken frame looks like comes from the reply's format
+(:class:`FrameKit`). Counts are in frames: ``after=N`` acts once N frames were sent; ``at=N``
+makes the N-th frame sent (1-based) the fault.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._frames import Frame
 
 __all__ = [
+    "APPLIES",
     "FAULTS",
+    "PATHS",
     "FaultError",
     "FaultSpec",
+    "FrameKit",
     "Plan",
+    "applicable",
     "fired",
     "merge_faults",
+    "not_applicable",
     "parse_faults",
     "plan_reply",
 ]
 
+PATHS = ("sse", "ws", "json")
+
 
 class FaultError(ValueError):
-    """A fault specification does not follow the grammar."""
+    """A fault specification does not follow the grammar (or cannot apply to a request)."""
 
 
 def _int(lo: int, hi: int | None = None):
@@ -83,6 +96,36 @@ FAULTS: dict[str, dict[str, tuple[Any, Any]]] = {
     "ws-close": {"code": (_int(1000, 4999), 1011), "after": (_int(0), 0)},
 }
 _OPTIONAL = {"status": {"retry_after"}}
+
+_NO_STREAM = "a non-streaming reply is one JSON body, not a stream"
+# fault -> path -> None (applies) or why it cannot; a callable decides from the parameters.
+APPLIES: dict[str, dict[str, Any]] = {
+    "status": {"sse": None, "ws": None, "json": None},
+    "disconnect": {"sse": None, "ws": None, "json": lambda p: p["after"] and (
+        f"disconnect:after={p['after']} counts stream frames and {_NO_STREAM}; use after=0")},
+    "reset": {"sse": None, "ws": None, "json": lambda p: p["after"] and (
+        f"reset:after={p['after']} counts stream frames and {_NO_STREAM}; use after=0")},
+    "malformed": {"sse": None, "ws": None, "json": lambda p: p["at"] > 1 and (
+        f"malformed:at={p['at']} counts stream frames and {_NO_STREAM}; use at=1")},
+    "error-event": {"sse": None, "ws": None, "json": (
+        f"error-event is an error in the middle of a stream and {_NO_STREAM}; use "
+        "status:code=N for an error response")},
+    "stall": {"sse": None, "ws": None, "json": lambda p: p["after"] and (
+        f"stall:after={p['after']} counts stream frames and {_NO_STREAM}; use after=0")},
+    "slice": {"sse": None, "json": None, "ws": lambda p: p["ms"] and (
+        "slice:ms spaces the pieces of an SSE or JSON body; a WebSocket message is sent as "
+        "fragments all at once: use slice:size=N without ms")},
+    "fragment": {"sse": None, "ws": None, "json": None},
+    "crlf": {"sse": None, "ws": "crlf changes SSE line ends and WebSocket messages have none",
+             "json": f"crlf changes SSE line ends and {_NO_STREAM}"},
+    "no-done": {"sse": None, "ws": None, "json": f"no-done drops the stream's end marker and "
+                                                 f"{_NO_STREAM}"},
+    "heartbeat": {"sse": None, "ws": None, "json": f"heartbeat keeps a quiet stream alive and "
+                                                   f"{_NO_STREAM}"},
+    "ws-close": {"sse": "ws-close sends a WebSocket close frame; this is an SSE stream",
+                 "json": "ws-close sends a WebSocket close frame; this is a JSON response",
+                 "ws": None},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +195,27 @@ def _convert(name: str, key: str, value: str, conv: Any) -> Any:
         raise FaultError(f"fault {name!r}: {key}={value!r} {detail}") from None
 
 
+def not_applicable(spec: FaultSpec, path: str) -> str | None:
+    """Why ``spec`` cannot apply to a reply over ``path`` (None when it can)."""
+    rule = APPLIES[spec.name][path]
+    if callable(rule):
+        rule = rule(spec.params)
+    return rule or None
+
+
+def applicable(specs: Iterable[FaultSpec], path: str, *, strict: bool) -> list[FaultSpec]:
+    """The faults that apply over ``path``; with ``strict`` one that cannot raises
+    :class:`FaultError` saying why (for faults a request asked for by name)."""
+    out = []
+    for spec in specs:
+        why = not_applicable(spec, path)
+        if why is None:
+            out.append(spec)
+        elif strict:
+            raise FaultError(f"fault {str(spec)!r} cannot apply here: {why}")
+    return out
+
+
 def merge_faults(*groups: Iterable[FaultSpec]) -> list[FaultSpec]:
     """Combine fault lists (server, cassette, request); a later fault of the same name wins."""
     merged: dict[str, FaultSpec] = {}
@@ -171,14 +235,30 @@ def fired(specs: Iterable[FaultSpec], rng: random.Random) -> dict[str, FaultSpec
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class FrameKit:
+    """What a format's frames look like, for the faults that add, cut or change frames.
+
+    ``strip_done(data)`` returns the frame without the stream's end marker (empty if it was only
+    that); ``error_frame(code)`` is an in-stream error; ``malformed`` a frame a client cannot
+    parse; ``break_body(body)`` a non-streaming body made unparseable. A path leaves out what no
+    fault that applies to it needs (:data:`APPLIES`).
+    """
+
+    strip_done: Callable[[bytes | str], bytes | str] | None = None
+    error_frame: Callable[[int], bytes | str] | None = None
+    malformed: bytes | str | None = None
+    break_body: Callable[[bytes], bytes] = lambda body: body[: len(body) // 2]
+
+
 @dataclass(slots=True)
 class Plan:
     """What a writer sends: frames at offsets, how the stream ends, and wire-level options.
 
     ``frames`` is lazy: it is produced while the writer sends, so a burst of new requests does
-    not stall the event loop building every chunk up front. ``end`` — read after the frames are
-    exhausted — is ``"done"`` (finish normally), ``"close"`` (clean close, no more data),
-    ``"reset"`` (TCP RST) or ``"ws-close"`` (WebSocket close with ``close_code``).
+    not stall the event loop building every chunk up front. ``end`` is ``"done"`` (finish
+    normally), ``"close"`` (clean close, no more data), ``"reset"`` (TCP RST) or ``"ws-close"``
+    (WebSocket close with ``close_code``).
     """
 
     frames: Iterable[Frame]
@@ -191,30 +271,11 @@ class Plan:
     outcome: str = "completed"
 
 
-def error_event_payload(code: int) -> str:
-    """The JSON of an in-stream error (``error-event`` fault)."""
-    from ._errors import status_error
-
-    err = status_error(code)
-    body = err.body()
-    body["error"]["message"] = f"Injected stream error ({code}): {err.message}"
-    body["error"]["status"] = code  # the HTTP status this in-stream error stands for
-    return json.dumps(body)
-
-
-MALFORMED_SSE = b'data: {"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "\n\n'
-MALFORMED_WS = '{"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "'
-
-
-def _strip_done(frames: Iterable[Frame], done: bytes | str) -> Iterator[Frame]:
+def _strip_done(frames: Iterable[Frame], strip: Callable[[Any], Any]) -> Iterator[Frame]:
     for f in frames:
-        if f.data == done:
-            continue
-        if isinstance(f.data, bytes) and isinstance(done, bytes) and done in f.data:
-            f = replace(f, data=f.data.replace(done, b""))
-            if not f.data:
-                continue
-        yield f
+        data = strip(f.data)
+        if data:
+            yield f if data is f.data else replace(f, data=data)
 
 
 def _stall(frames: Iterable[Frame], after: int, extra_s: float) -> Iterator[Frame]:
@@ -253,41 +314,48 @@ def _crlf(frames: Iterable[Frame]) -> Iterator[Frame]:
         yield f
 
 
-def plan_reply(
-    frames: Iterable[Frame], faults: dict[str, FaultSpec], *, transport: str, done: bytes | str
-) -> Plan:
-    """Apply fired faults to a reply's frames (lazily, stage by stage).
+def _break_body(frames: Iterable[Frame], kit: FrameKit) -> Iterator[Frame]:
+    for f in frames:
+        yield replace(f, data=kit.break_body(f.data))  # type: ignore[arg-type]
 
-    ``done`` is the end marker frame for this transport (``b"data: [DONE]\\n\\n"`` or
-    ``"[DONE]"``); ``no-done`` removes it wherever it appears. Stages run in a fixed order:
-    no-done, stall, malformed, error-event, disconnect/reset/ws-close, crlf.
+
+def plan_reply(
+    frames: Iterable[Frame], faults: dict[str, FaultSpec], *, path: str, kit: FrameKit
+) -> Plan:
+    """Apply fired faults (already filtered by :func:`applicable`) to a reply's frames, lazily.
+
+    Stages run in a fixed order: no-done, stall, malformed, error-event,
+    disconnect/reset/ws-close, crlf, then the wire options (slice, fragment, heartbeat).
     """
     plan = Plan(frames)
     outcome: str | None = None
-    sse = transport == "sse"
     stream: Iterable[Frame] = frames
     if "no-done" in faults:
-        stream = _strip_done(stream, done)
+        assert kit.strip_done is not None
+        stream = _strip_done(stream, kit.strip_done)
         outcome = "fault:no-done"
     if "stall" in faults:
         spec = faults["stall"]
         stream = _stall(stream, spec.params["after"], spec.params["ms"] / 1000)
         outcome = "fault:stall"
     if "malformed" in faults:
-        bad = MALFORMED_SSE if sse else MALFORMED_WS
-        stream = _put_at(stream, faults["malformed"].params["at"], bad, stop=False)
+        if path == "json":
+            stream = _break_body(stream, kit)
+        else:
+            assert kit.malformed is not None
+            stream = _put_at(stream, faults["malformed"].params["at"], kit.malformed, stop=False)
         outcome = "fault:malformed"
     if "error-event" in faults:
         spec = faults["error-event"]
-        payload = error_event_payload(spec.params["code"])
-        data: bytes | str = f"event: error\ndata: {payload}\n\n".encode() if sse else payload
+        assert kit.error_frame is not None
+        data = kit.error_frame(spec.params["code"])
         stream = _put_at(stream, spec.params["at"], data, stop=True)
         outcome = "fault:error-event"
     for name in ("crlf", "slice", "fragment", "heartbeat"):
-        if name in faults and not (name == "crlf" and not sse):
+        if name in faults:
             outcome = outcome or f"fault:{name}"
     plan.outcome = outcome or "completed"
-    for name in ("disconnect", "reset") + (("ws-close",) if not sse else ()):
+    for name in ("disconnect", "reset", "ws-close"):
         if name in faults:
             # After ``after`` frames — or all of them, if the reply is shorter — the stream
             # ends this way instead of finishing.
@@ -297,19 +365,16 @@ def plan_reply(
                 plan.close_code = faults[name].params["code"]
             stream = _cut(stream, faults[name].params["after"])
             break
-    if sse and "crlf" in faults:
+    if "crlf" in faults:
         stream = _crlf(stream)
-    if "slice" in faults:
-        spec = faults["slice"]
-        if sse:
-            plan.slice_size, plan.slice_gap_s = spec.params["size"], spec.params["ms"] / 1000
-        else:
-            plan.fragment_size = spec.params["size"]
-    if "fragment" in faults:
-        if sse:
-            plan.slice_size = faults["fragment"].params["size"]
-        else:
-            plan.fragment_size = faults["fragment"].params["size"]
+    for name in ("slice", "fragment"):
+        if name in faults:
+            size = faults[name].params["size"]
+            if path == "ws":
+                plan.fragment_size = size
+            else:
+                plan.slice_size = size
+                plan.slice_gap_s = faults[name].params.get("ms", 0.0) / 1000
     if "heartbeat" in faults:
         plan.heartbeat_s = faults["heartbeat"].params["ms"] / 1000
     plan.frames = stream

@@ -2,8 +2,8 @@
 
 The text depends only on the request's model and messages and the seed (``X-Mock-Seed`` or the
 server's), so a retry of the same request gets the same text, a streamed and a non-streamed
-request agree, and tests can predict it. One token per chunk; ``max_tokens`` tokens (64 when
-absent).
+request agree, and tests can predict it. One token per delta; ``max_tokens`` answer tokens (64
+when absent), after ``reasoning`` tokens of thinking when asked for.
 """
 
 from __future__ import annotations
@@ -12,23 +12,17 @@ import functools
 import hashlib
 import json
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from ._request import ChatRequest
+from ._reply import Reply
 
-__all__ = [
-    "DEFAULT_TOKENS",
-    "Completion",
-    "completion_body",
-    "iter_chunk_payloads",
-    "make_completion",
-    "request_digest",
-]
+__all__ = ["DEFAULT_TOKENS", "generate_reply", "request_digest"]
 
 DEFAULT_TOKENS = 64
 FINGERPRINT = "fp_holynb_mock"
+# `created` of every seeded reply, so that the same seed gives byte-identical streams.
+SEEDED_CREATED = 1_735_689_600  # 2025-01-01T00:00:00Z
 
 # Mostly plain English, with a few multi-byte words so that sliced writes split UTF-8 sequences.
 _WORDS = (
@@ -39,33 +33,6 @@ _WORDS = (
     "model server request response buffer network socket event reply retry timeout "
     "café naïve résumé Grüße 東京 สวัสดี Xin chào 🙂 ±5 ms → done"
 ).split()
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A generated (or assembled) reply, ready to be framed for any transport."""
-
-    id: str
-    created: int
-    model: str
-    tokens: list[str]
-    finish_reason: str
-    prompt_tokens: int
-    include_usage: bool
-
-    @property
-    def text(self) -> str:
-        """The whole reply text."""
-        return "".join(self.tokens)
-
-    def usage(self) -> dict[str, int]:
-        """OpenAI ``usage`` object."""
-        n = len(self.tokens)
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": n,
-            "total_tokens": self.prompt_tokens + n,
-        }
 
 
 def request_digest(body: dict[str, Any]) -> str:
@@ -90,7 +57,7 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 
 @functools.lru_cache(maxsize=1024)
 def _tokens(key: str, n: int) -> tuple[str, ...]:
-    rng = random.Random(f"text:{key}")
+    rng = random.Random(key)
     choice, roll_of = rng.choice, rng.random
     tokens: list[str] = []
     capital = True
@@ -113,81 +80,36 @@ def _tokens(key: str, n: int) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-def generate_tokens(
-    model: str, messages: list[dict[str, Any]], n: int, *, seed: int | None
-) -> list[str]:
-    """``n`` tokens of deterministic prose for this model, messages and seed."""
+def generate_reply(
+    model: str,
+    messages: list[dict[str, Any]],
+    *,
+    max_tokens: int | None,
+    reasoning: int,
+    include_usage: bool,
+    seed: int | None,
+    reply_id: str,
+    times: Sequence[float] = (),
+    created: int | None = None,
+) -> Reply:
+    """The generated reply for a request, with its id and latency schedule (``times``).
+
+    ``reasoning`` thinking tokens come before the answer. A reply cut by an explicit
+    ``max_tokens`` is reported like OpenAI does: ``finish_reason`` "length".
+    """
     # Cached: retries and benchmark loads repeat the same request many times.
-    return list(_tokens(request_digest({"model": model, "messages": messages, "seed": seed}), n))
-
-
-def make_completion(
-    req: ChatRequest, *, seed: int | None, rng: random.Random, created: int
-) -> Completion:
-    """The generated reply for a request; ``rng`` supplies the completion id."""
-    n = req.max_tokens or DEFAULT_TOKENS
-    tokens = generate_tokens(req.model, req.messages, n, seed=seed)
-    return Completion(
-        id=f"chatcmpl-{rng.getrandbits(96):024x}",
-        created=created,
-        model=req.model,
-        tokens=tokens,
-        # A reply cut by an explicit max_tokens is reported like OpenAI does: "length".
-        finish_reason="length" if req.max_tokens is not None else "stop",
-        prompt_tokens=count_prompt_tokens(req.messages),
-        include_usage=req.include_usage,
+    key = request_digest({"model": model, "messages": messages, "seed": seed})
+    return Reply(
+        id=reply_id,
+        created=created if created is not None else SEEDED_CREATED,
+        model=model,
+        content=_tokens(f"text:{key}", max_tokens or DEFAULT_TOKENS),
+        reasoning=_tokens(f"reasoning:{key}", reasoning) if reasoning else (),
+        finish_reason="length" if max_tokens is not None else "stop",
+        prompt_tokens=count_prompt_tokens(messages),
+        include_usage=include_usage,
+        times=times,
+        fingerprint=FINGERPRINT,
     )
 
 
-def iter_chunk_payloads(c: Completion) -> Iterator[str]:
-    """One ``chat.completion.chunk`` JSON per token, then the usage chunk if asked for.
-
-    The first chunk carries ``role``; the last content chunk carries ``finish_reason``.
-    A generator built on string templates: chunks are made as they are sent, so a burst of
-    requests does not block the event loop, and json.dumps of a dict per token is avoided.
-    """
-    head = json.dumps(
-        {
-            "id": c.id,
-            "object": "chat.completion.chunk",
-            "created": c.created,
-            "model": c.model,
-            "system_fingerprint": FINGERPRINT,
-        },
-        ensure_ascii=False,
-    )[:-1]
-    dumps = _dump_str
-    last = len(c.tokens) - 1
-    finish = dumps(c.finish_reason)
-    for i, token in enumerate(c.tokens):
-        yield (
-            f'{head}, "choices": [{{"index": 0, "delta": {{'
-            f'{_ROLE if i == 0 else ""}"content": {dumps(token)}}}, "logprobs": null, '
-            f'"finish_reason": {finish if i == last else "null"}}}]}}'
-        )
-    if c.include_usage:
-        yield f'{head}, "choices": [], "usage": {json.dumps(c.usage())}}}'
-
-
-_ROLE = '"role": "assistant", '
-_dump_str = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def completion_body(c: Completion) -> dict[str, Any]:
-    """The non-streaming ``chat.completion`` object."""
-    return {
-        "id": c.id,
-        "object": "chat.completion",
-        "created": c.created,
-        "model": c.model,
-        "system_fingerprint": FINGERPRINT,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": c.text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": c.finish_reason,
-            }
-        ],
-        "usage": c.usage(),
-    }

@@ -1,17 +1,34 @@
-"""The request journal: one record per request, readable while streams are running."""
+"""The request journal: one record per request, readable while streams are running.
+
+A :class:`Record` lives in the process that serves its request and is written to the
+:class:`~mockserver._store.Store` when it begins and when it finishes (with several workers the
+store is shared, so any worker reads every worker's records). Request bodies are kept only up to
+:data:`BODY_CAP` bytes, with their full length and SHA-256, so a journal of large requests stays
+small.
+"""
 
 from __future__ import annotations
 
-import itertools
+import hashlib
+import json
+import os
 import time
-from collections import deque
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from array import array
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Journal", "Record"]
+from ._config import mask_key
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+__all__ = ["BODY_CAP", "SCHEDULE_CAP", "Journal", "Record"]
+
+BODY_CAP = 64 * 1024  # request body bytes kept per record
+SCHEDULE_CAP = 256  # frame offsets kept per record
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Record:
     """What happened to one request. Holds no API key (only its masked form)."""
 
@@ -20,10 +37,11 @@ class Record:
     path: str
     transport: str  # "sse" | "ws" | "json"
     started: float
+    worker: int = 0  # pid of the process that served it
     model: str | None = None
     stream: bool = False
     status: int | None = None
-    outcome: str = "in_progress"  # completed | client_disconnected | fault:<name> | error
+    outcome: str = "in_progress"  # completed, client_disconnected, cancelled, fault:<name>, error
     ended: float | None = None
     chunks_sent: int = 0
     faults: list[str] = field(default_factory=list)
@@ -31,9 +49,12 @@ class Record:
     controls: dict[str, Any] = field(default_factory=dict)
     key: str | None = None
     error: str | None = None
-    request: Any = None
+    request_text: str | None = None  # the body (key masked), at most BODY_CAP bytes of it
+    request_bytes: int | None = None
+    request_sha256: str | None = None
     latency: dict[str, Any] | None = None  # effective ttft_ms/tps/jitter of a generated reply
-    schedule: list[float] | None = None  # frame offsets (s) before speed scaling, first 1000
+    schedule: array | None = None  # frame offsets (s) before speed scaling, first SCHEDULE_CAP
+    journal: Journal | None = field(default=None, repr=False)
 
     def finish(self, outcome: str, *, status: int | None = None, error: str | None = None) -> None:
         """Close the record (only the first call counts)."""
@@ -45,29 +66,77 @@ class Record:
         if error is not None:
             self.error = error
         self.ended = time.time()
+        if self.journal is not None:
+            self.journal.store.journal_save(self)
+
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`finish` was called."""
+        return self.ended is not None
 
     def tick(self) -> None:
         """Count one frame sent."""
         self.chunks_sent += 1
 
+    def set_request(self, body: bytes, key: str | None) -> None:
+        """Keep the request body (up to :data:`BODY_CAP` bytes, any key masked), its size and
+        its SHA-256."""
+        self.request_bytes = len(body)
+        self.request_sha256 = hashlib.sha256(body).hexdigest()
+        text = body[:BODY_CAP].decode("utf-8", "replace")
+        if key and key in text:
+            text = text.replace(key, mask_key(key))
+        self.request_text = text
+
+    def public(self) -> dict[str, Any]:
+        """The record as JSON (``request`` decoded when the whole body was kept and is JSON)."""
+        request: Any = self.request_text
+        truncated = self.request_bytes is not None and self.request_bytes > BODY_CAP
+        if request is not None and not truncated:
+            try:
+                request = json.loads(request)
+            except ValueError:
+                pass
+        return {
+            "id": self.id,
+            "method": self.method,
+            "path": self.path,
+            "transport": self.transport,
+            "started": self.started,
+            "worker": self.worker,
+            "model": self.model,
+            "stream": self.stream,
+            "status": self.status,
+            "outcome": self.outcome,
+            "ended": self.ended,
+            "chunks_sent": self.chunks_sent,
+            "faults": list(self.faults),
+            "cassette": self.cassette,
+            "controls": dict(self.controls),
+            "key": self.key,
+            "error": self.error,
+            "request": request,
+            "request_bytes": self.request_bytes,
+            "request_sha256": self.request_sha256,
+            "request_truncated": truncated,
+            "latency": self.latency,
+            "schedule": self.schedule.tolist() if self.schedule is not None else None,
+        }
+
 
 class Journal:
-    """A bounded list of :class:`Record` (oldest dropped first)."""
+    """Starts records and pages through them; where they are kept is the store's business."""
 
-    def __init__(self, maxlen: int = 10_000) -> None:
-        self._records: deque[Record] = deque(maxlen=maxlen)
-        self._ids = itertools.count(1)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.worker = os.getpid()
 
     def begin(self, method: str, path: str, transport: str) -> Record:
         """Start a record for a new request."""
-        record = Record(next(self._ids), method, path, transport, time.time())
-        self._records.append(record)
+        record = Record(0, method, path, transport, time.time(), self.worker, journal=self)
+        record.id = self.store.journal_add(record)
         return record
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        """All records as plain dicts (oldest first)."""
-        return [asdict(r) for r in list(self._records)]
-
-    def clear(self) -> None:
-        """Drop every record (ids keep counting so they stay unique)."""
-        self._records.clear()
+    def page(self, *, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Records with an id above ``after``, oldest first, at most ``limit`` of them."""
+        return self.store.journal_page(after, limit)

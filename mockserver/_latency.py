@@ -72,6 +72,9 @@ def schedule(
     rng = rng or random.Random(0)
     use_jitter = jitter != "none" and jitter_ms > 0
     gap = 1.0 / profile.tps if profile.tps > 0 else 0.0
+    if not use_jitter:  # the common case, on every request's path: plain arithmetic
+        first = max(0.0, profile.ttft_ms) / 1000.0
+        return [first + i * gap for i in range(n)]
     at = profile.ttft_ms
     if use_jitter:
         at += _jitter(jitter, jitter_ms, rng)

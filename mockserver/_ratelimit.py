@@ -1,19 +1,15 @@
-"""A token-bucket rate limiter per API key."""
+"""A token-bucket rate limiter per API key (buckets kept in a store, shared by workers)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from ._config import parse_rate_limit
+from ._store import MemoryStore, Store
 
 __all__ = ["RateLimiter"]
-
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    stamp: float
 
 
 class RateLimiter:
@@ -22,25 +18,19 @@ class RateLimiter:
     Buckets are keyed by a one-way digest of the key so the limiter never holds a key.
     """
 
-    def __init__(self, spec: str, *, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        spec: str,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.capacity, self.period = parse_rate_limit(spec)
         self.rate = self.capacity / self.period
+        self._store = store or MemoryStore()
         self._clock = clock
-        self._buckets: dict[str, _Bucket] = {}
 
-    def acquire(self, key_id: str) -> tuple[bool, int, float]:
+    def acquire(self, key: str | None) -> tuple[bool, int, float]:
         """Take one token: ``(allowed, remaining, seconds until one is available)``."""
-        now = self._clock()
-        bucket = self._buckets.get(key_id)
-        if bucket is None:
-            bucket = self._buckets[key_id] = _Bucket(float(self.capacity), now)
-        bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.stamp) * self.rate)
-        bucket.stamp = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return True, int(bucket.tokens), 0.0
-        return False, 0, (1.0 - bucket.tokens) / self.rate
-
-    def reset(self) -> None:
-        """Forget every bucket."""
-        self._buckets.clear()
+        key_id = "rate:" + hashlib.sha256((key or "").encode()).hexdigest()
+        return self._store.take(key_id, self.capacity, self.rate, self._clock())

@@ -1,16 +1,18 @@
-"""``MockServer``: run the mock in-process, on a background thread or on the caller's loop."""
+"""``MockServer``: run the mock in-process (a background thread or the caller's loop), or as
+``workers`` processes behind one port."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from ._app import STATE, create_app
 from ._config import MockConfig, make_config
+from ._store import SharedStore
+from ._workers import Supervisor
 
 __all__ = ["MOCK_KEY", "MockServer"]
 
@@ -21,66 +23,43 @@ class MockServer:
     """The mock upstream on ``host:port`` (port 0 picks a free one); ``.url`` ends with ``/v1``.
 
     Use ``with MockServer() as m:`` (a daemon thread runs its own event loop) or
-    ``async with MockServer() as m:`` (runs on the current loop).
+    ``async with MockServer() as m:`` (runs on the current loop). With ``workers=N`` (N > 1) the
+    server is N processes sharing the port; ``journal()`` and ``reset()`` act on all of them.
     """
 
-    def __init__(
-        self,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        cassettes: str | Path | list[str | Path] | tuple[str | Path, ...] | None = None,
-        ttft_ms: float | None = None,
-        tps: float | None = None,
-        jitter_ms: float | None = None,
-        jitter: str | None = None,
-        seed: int | None = None,
-        speed: float = 1.0,
-        fault: str | None = None,
-        keys: list[str] | tuple[str, ...] | set[str] | str | None = None,
-        idle_timeout_s: float = 120.0,
-        strict: bool = False,
-        record_upstream: str | None = None,
-        record_dir: str | Path | None = None,
-        rate_limit: str | None = None,
-        max_body_bytes: int = 4 * 1024 * 1024,
-        drain_timeout_s: float = 10.0,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.config: MockConfig = make_config(
-            cassettes=cassettes,
-            keys=keys,
-            record_dir=record_dir,
-            ttft_ms=ttft_ms,
-            tps=tps,
-            jitter_ms=jitter_ms,
-            jitter=jitter,
-            seed=seed,
-            speed=speed,
-            fault=fault,
-            idle_timeout_s=idle_timeout_s,
-            strict=strict,
-            record_upstream=record_upstream,
-            rate_limit=rate_limit,
-            max_body_bytes=max_body_bytes,
-            drain_timeout_s=drain_timeout_s,
-        )
+    def __init__(self, config: MockConfig | None = None, **options: Any) -> None:
+        """``options`` are :class:`~mockserver.MockConfig` fields (``host``, ``port``,
+        ``ttft_ms``, ``tps``, ``fault``, ``cassettes``, ``keys``, ``workers``, ...)."""
+        if config is None:
+            config = make_config(**options)
+        elif options:
+            raise TypeError("pass either a MockConfig or keyword options, not both")
+        self.config: MockConfig = config
+        self.host = config.host
+        self.port = config.port
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._workers: Supervisor | None = None
+        self._shared: SharedStore | None = None
 
     def __repr__(self) -> str:
-        where = self.url if self._runner else "stopped"
+        where = self.url if self.running else "stopped"
         return f"MockServer({where})"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is serving."""
+        return self._runner is not None or self._workers is not None
 
     @property
     def base_url(self) -> str:
         """``http://host:port`` (no path)."""
-        if self._runner is None:
+        if not self.running:
             raise RuntimeError("the mock server is not running; use it as a context manager")
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -90,14 +69,34 @@ class MockServer:
     @property
     def ws_url(self) -> str:
         """The WebSocket chat endpoint, ``ws://host:port/v1/ws/chat``."""
-        return f"ws://{self.host}:{self.port}/v1/ws/chat"
+        return self.base_url.replace("http://", "ws://", 1) + "/v1/ws/chat"
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def _start_workers(self) -> None:
+        supervisor = Supervisor(self.config)
+        supervisor.start()
+        assert supervisor.store_path is not None
+        self._shared = SharedStore(supervisor.store_path)
+        self.port, self._workers = supervisor.port, supervisor
+
+    def _stop_workers(self) -> None:
+        supervisor, self._workers = self._workers, None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+        if supervisor is not None:
+            supervisor.stop()
 
     # -- async -----------------------------------------------------------------------------
 
     async def astart(self) -> MockServer:
-        """Start serving on the running loop."""
-        if self._runner is not None:
+        """Start serving on the running loop (or start the worker processes)."""
+        if self.running:
             raise RuntimeError("the mock server is already running")
+        if self.config.workers > 1:
+            await asyncio.to_thread(self._start_workers)
+            return self
         self.app = create_app(self.config)
         # handler_cancellation: a client hang-up cancels its handler at once, so the journal
         # shows client_disconnected promptly even while the stream is waiting for a deadline.
@@ -118,6 +117,8 @@ class MockServer:
 
     async def astop(self) -> None:
         """Stop: drain open streams (bounded by ``drain_timeout_s``), close sockets."""
+        if self._workers is not None:
+            await asyncio.to_thread(self._stop_workers)
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -131,9 +132,12 @@ class MockServer:
     # -- sync (background thread) ----------------------------------------------------------
 
     def start(self) -> MockServer:
-        """Start serving on a daemon thread with its own event loop."""
-        if self._thread is not None:
+        """Start serving on a daemon thread with its own event loop (or start the workers)."""
+        if self.running or self._thread is not None:
             raise RuntimeError("the mock server is already running")
+        if self.config.workers > 1:
+            self._start_workers()
+            return self
         loop = asyncio.new_event_loop()
         started = threading.Event()
         error: list[BaseException] = []
@@ -163,7 +167,10 @@ class MockServer:
         return self
 
     def stop(self) -> None:
-        """Stop the background server and join its thread."""
+        """Stop the background server (or the workers) and wait until it is down."""
+        if self._workers is not None:
+            self._stop_workers()
+            return
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
@@ -182,16 +189,24 @@ class MockServer:
 
     # -- inspection ------------------------------------------------------------------------
 
-    def journal(self) -> list[dict[str, Any]]:
-        """Request records so far (oldest first); see ``docs/mockserver.md``."""
+    def journal(self, *, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Request records (oldest first) with an id above ``after``, at most ``limit``; see
+        ``docs/mockserver.md``. With workers: every worker's records."""
+        if self._shared is not None:
+            return self._shared.journal_page(after, limit)
         if self.app is None:
             return []
-        return self._call(lambda: self.app[STATE].journal.snapshot())  # type: ignore[index]
+        state = self.app[STATE]
+        return self._call(lambda: state.journal.page(after=after, limit=limit))
 
     def reset(self) -> None:
-        """Clear the journal, cassette sequences, rate-limit buckets and repeat counters."""
-        if self.app is not None:
-            self._call(lambda: self.app[STATE].reset())  # type: ignore[index]
+        """Clear the journal, cassette sequences, rate-limit buckets and repeat counters (of
+        every worker)."""
+        if self._shared is not None:
+            self._shared.reset()
+        elif self.app is not None:
+            state = self.app[STATE]
+            self._call(state.reset)
 
     def _call(self, fn: Any) -> Any:
         """Run ``fn`` on the server's loop when it has its own thread (state is loop-owned)."""

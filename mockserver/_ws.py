@@ -1,124 +1,128 @@
-"""The WebSocket endpoint ``/v1/ws/chat`` (protocol in ``shared/DESIGN.md``).
+"""WebSocket transport: ``/v1/ws/chat`` (protocol in ``shared/DESIGN.md``).
 
-One connection carries many requests, one stream at a time. The handler's receive loop stays
-responsive while a stream runs in its own task, so ``ping``, ``cancel``, ``pause`` and
-``resume`` act mid-stream. Recoverable errors are ``{"error": {...}}`` frames and keep the socket
-open; auth failures close with 1008, "try again later" with 1013, server faults with 1011.
+One connection carries many requests, one stream at a time. The handler's receive loop reads
+every client frame; a request frame goes through the pipeline and its plan is handed to the
+pacer, which writes the frames at their deadlines while the loop keeps reading — so ``ping``,
+``cancel``, ``pause`` and ``resume`` act mid-stream. A ``cancel`` ends the stream at once (even
+one that has not sent a frame yet, or that arrived in the same TCP write as its request): the
+pacer stops it, ``[DONE]`` is written and the record is finished, before the next frame is read.
+
+Recoverable errors are ``{"error": {...}}`` frames and keep the socket open; auth failures close
+with 1008, "try again later" with 1013, server faults with 1011.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import math
 import struct
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.abc import AbstractStreamWriter
 
-from ._app import STATE, bearer_key
-from ._config import ControlError, RequestControls, mask_key, parse_controls
+from ._config import mask_key
+from ._controls import RequestControls
 from ._errors import MockError
-from ._faults import Plan, plan_reply
-from ._frames import join_frames
+from ._faults import Plan
+from ._http import bearer_key, hung_up
 from ._journal import Record
-from ._request import parse_chat_request, parse_json
-from ._sse import break_connection, sleep_until
-from ._state import InjectedStatus, MockState, Reply, scrub
+from ._pacing import ENDED, QueuedSink, Stream
+from ._pipeline import InjectedStatus, Pipeline
+from ._state import MockState
+from ._wire import break_connection
+from .formats import parse_json
+from .formats.chat import DONE_WS, recorded_ws_error, ws_error
 
-__all__ = ["ws_chat"]
+__all__ = ["WSSink", "serve_ws"]
 
 log = logging.getLogger("mockserver")
 # Status faults that end the connection, with their close codes; others keep it open.
 _CLOSING_STATUS = {401: 1008, 403: 1008, 503: 1013}
 
 
-def _error_frame(err: MockError) -> str:
-    body = err.body()
-    # Not in OpenAI's error object, but a WebSocket client has no HTTP status to look at.
-    body["error"]["status"] = err.status
-    if err.retry_after is not None:
-        body["error"]["retry_after"] = err.retry_after
-    return json.dumps(body)
-
-
-def _recorded_error(reply: Reply) -> str:
-    """A recorded HTTP error body as a WebSocket error frame (with its status)."""
-    raw = join_frames(reply.frames)
-    try:
-        body = json.loads(raw)
-        body["error"]["status"] = reply.status
-    except (ValueError, TypeError, KeyError):
-        body = {"error": {"message": raw.decode("utf-8", "replace"), "type": "server_error",
-                          "param": None, "code": None, "status": reply.status}}
-    return json.dumps(body)
-
-
-def _frame_header(opcode: int, length: int, *, fin: bool) -> bytes:
+def _frame_header(opcode: int, length: int, *, fin: bool = True) -> bytes:
     first = (0x80 if fin else 0) | opcode
     if length < 126:
-        return struct.pack("!BB", first, length)
+        return bytes((first, length))
     if length < 1 << 16:
         return struct.pack("!BBH", first, 126, length)
     return struct.pack("!BBQ", first, 127, length)
 
 
-def send_fragmented(transport: asyncio.Transport | None, data: bytes | str, size: int) -> None:
-    """Write one message as several frames (first + continuations) of ``size`` payload bytes.
+class WSSink(QueuedSink):
+    """Messages written straight to the transport as RFC 6455 frames.
 
-    aiohttp's writer always sets FIN, so there is no public way to send continuation frames;
-    this writes RFC 6455 frames straight to the transport (server frames are unmasked, and the
-    endpoint negotiates no compression so the payload needs no RSV bits). Callers hold the send
-    lock so no other frame can interleave with the fragments.
+    aiohttp's writer is async and always sets FIN; writing frames here lets the pacer send
+    synchronously and lets a ``fragment`` fault split one message into a first frame and
+    continuation frames of ``fragment_size`` bytes (written together, so nothing interleaves).
+    Server frames are unmasked, and the endpoint negotiates no compression.
     """
-    if transport is None or transport.is_closing():
-        raise ConnectionResetError("Cannot write to closing transport")
-    payload = data.encode() if isinstance(data, str) else data
-    opcode = 0x1 if isinstance(data, str) else 0x2
-    pieces = [payload[i : i + size] for i in range(0, len(payload), size)] or [b""]
-    for i, piece in enumerate(pieces):
-        header = _frame_header(opcode if i == 0 else 0x0, len(piece), fin=i == len(pieces) - 1)
-        transport.write(header + piece)
+
+    __slots__ = ("_fragment",)
+
+    def __init__(self, writer: AbstractStreamWriter, fragment_size: int | None = None) -> None:
+        super().__init__(writer)
+        self._fragment = fragment_size
+
+    def write(self, data: bytes | str) -> None:
+        """Queue one message: text for ``str``, binary for ``bytes``."""
+        payload = data.encode() if isinstance(data, str) else data
+        opcode = 0x1 if isinstance(data, str) else 0x2
+        size = self._fragment
+        if not size or len(payload) <= size:
+            self._out.append(_frame_header(opcode, len(payload)) + payload)
+            return
+        pieces = [payload[i:i + size] for i in range(0, len(payload), size)]
+        self._out.extend(
+            _frame_header(opcode if i == 0 else 0x0, len(p), fin=i == len(pieces) - 1) + p
+            for i, p in enumerate(pieces)
+        )
+
+    def heartbeat(self) -> None:
+        """Queue a ping frame."""
+        self._out.append(_frame_header(0x9, 9) + b"heartbeat")
+
+    def write_whole(self, text: str) -> None:
+        """Write one text message now, never fragmented."""
+        payload = text.encode()
+        self._out.append(_frame_header(0x1, len(payload)) + payload)
+        self.flush()
 
 
 class _Connection:
-    """One WebSocket connection: the receive loop plus at most one stream task."""
+    """One WebSocket connection: the receive loop, and the stream in progress if any."""
 
     def __init__(
         self,
         request: web.Request,
         ws: web.WebSocketResponse,
+        writer: AbstractStreamWriter,
         state: MockState,
+        pipeline: Pipeline,
         controls: RequestControls,
         key: str | None,
     ) -> None:
         self.request = request
         self.ws = ws
+        self.writer = writer
         self.state = state
+        self.pipeline = pipeline
         self.controls = controls
         self.key = key
         self.loop = asyncio.get_running_loop()
-        self.send_lock = asyncio.Lock()
+        self.stream: Stream | None = None
+        self.sink: WSSink | None = None
+        self.record: Record | None = None
         self.task: asyncio.Task[None] | None = None
-        self.running = asyncio.Event()
-        self.running.set()
-        self.paused_at: float | None = None
-        self.paused_total = 0.0
-        self.cancelled = False
         self.last_activity = self.loop.time()
 
     @property
     def streaming(self) -> bool:
-        return self.task is not None and not self.task.done()
-
-    async def send(self, text: str) -> None:
-        async with self.send_lock:
-            await self.ws.send_str(text)
+        return self.stream is not None and self.stream.state != ENDED
 
     async def send_error(self, err: MockError) -> None:
-        await self.send(_error_frame(err))
+        await self.ws.send_str(ws_error(err))
 
     # -- receive loop --------------------------------------------------------------------------
 
@@ -174,27 +178,20 @@ class _Connection:
                 )
             )
         else:
-            await self.start(obj)
+            await self.start(data)
 
     async def on_control(self, kind: Any) -> None:
+        stream = self.stream
         if kind == "ping":
-            await self.send('{"type":"pong"}')
+            await self.ws.send_str('{"type":"pong"}')
         elif kind == "cancel":
-            if self.task is not None and not self.task.done():
-                self.cancelled = True
-                self.task.cancel()
-                # Wait for the stream's [DONE]: a request sent right after the cancel must
-                # not find the stream still running (and get stream_in_progress).
-                await asyncio.wait([self.task])
+            self.cancel()
         elif kind == "pause":
-            if self.running.is_set():
-                self.running.clear()
-                self.paused_at = self.loop.time()
+            if stream is not None:
+                stream.pause(self.loop.time())
         elif kind == "resume":
-            if not self.running.is_set():
-                self.paused_total += self.loop.time() - (self.paused_at or self.loop.time())
-                self.paused_at = None
-                self.running.set()
+            if stream is not None:
+                self.state.pacer.resume(stream, self.loop.time())
         else:
             await self.send_error(
                 MockError(
@@ -204,21 +201,28 @@ class _Connection:
                 )
             )
 
+    def cancel(self) -> None:
+        """End the stream in progress now: ``[DONE]`` goes out and the record is finished,
+        whether or not the stream's task has run yet."""
+        stream, record, sink = self.stream, self.record, self.sink
+        if stream is None or stream.state == ENDED or record is None or sink is None:
+            return  # nothing to cancel
+        stream.end("cancelled")
+        record.finish("cancelled")
+        try:
+            sink.write_whole(DONE_WS)
+        except ConnectionError:
+            pass  # the client left already; the record says cancelled, as it asked
+
     # -- one stream ----------------------------------------------------------------------------
 
-    async def start(self, body: Any) -> None:
+    async def start(self, body: str) -> None:
         arrived = self.loop.time()
         state = self.state
         record = state.journal.begin("WS", self.request.path, "ws")
-        record.key = mask_key(self.key) if self.key else None
         record.stream = True
-        record.controls = self.controls.public()
         try:
-            req = parse_chat_request(body)
-            record.model = req.model
-            record.request = scrub(req.raw, self.key)
-            state.check_rate(self.key)
-            reply = state.build_reply(req, self.controls, "ws", record)
+            answer = self.pipeline.answer(body, self.controls, self.key, record, websocket=True)
         except InjectedStatus as injected:
             err = injected.error
             record.finish("fault:status", status=err.status, error=err.message)
@@ -234,104 +238,68 @@ class _Connection:
         except Exception as exc:  # a bug: run() answers with an error frame
             record.finish("error", status=500, error=f"internal mock error: {type(exc).__name__}")
             raise
-        if reply.status >= 400:
-            record.finish("error", status=reply.status, error="cassette error response")
-            await self.send(_recorded_error(reply))
+        if answer.status >= 400:
+            record.finish("error", status=answer.status, error="cassette error response")
+            await self.ws.send_str(recorded_ws_error(answer.body(), answer.status))
             return
         record.status = 200
-        self.running.set()
-        self.paused_at, self.paused_total, self.cancelled = None, 0.0, False
-        self.task = asyncio.create_task(self.stream(reply, record, arrived))
+        plan = answer.plan
+        self.sink = WSSink(self.writer, plan.fragment_size)
+        self.stream = Stream(plan, self.sink, start=arrived, speed=state.config.speed,
+                             on_frame=record.tick)
+        self.record = record
+        self.task = asyncio.create_task(self.drive(self.stream, plan, record))
 
-    async def stream(self, reply: Reply, record: Record, arrived: float) -> None:
-        plan = plan_reply(reply.frames, reply.faults, transport="ws", done="[DONE]")
-        speed = self.state.config.speed
-        self.state.stream_started()
+    async def drive(self, stream: Stream, plan: Plan, record: Record) -> None:
+        """The stream's task: wait for its end, then end it as the plan says."""
+        state = self.state
+        state.stream_started()
         try:
-            await self._send_plan(plan, record, speed, arrived)
-            record.finish(plan.outcome)
-            await self._end(plan)
+            await state.pacer.run(stream)
+            if stream.result == "eof":
+                record.finish(plan.outcome)
+                if plan.end in ("close", "reset"):
+                    break_connection(self.request.transport, reset=plan.end == "reset")
+                elif plan.end == "ws-close":
+                    await self.ws.close(code=plan.close_code or 1011, message=b"injected close")
+            elif stream.result == "gone":
+                hung_up(record, state)
+            elif stream.result == "error":
+                log.error("WebSocket stream of record %d failed", record.id,
+                          exc_info=stream.error)
+                record.finish("error", error=f"internal mock error: "
+                                             f"{type(stream.error).__name__}")
+                await self.ws.close(code=1011, message=b"internal mock error")
         except asyncio.CancelledError:
-            if self.cancelled:
-                record.finish("cancelled")
-                with contextlib.suppress(ConnectionError):  # the client may be gone already
-                    await self.send("[DONE]")
-            else:
-                record.finish("error" if self.state.draining else "client_disconnected")
-                raise
+            hung_up(record, state)
+            raise
         except ConnectionError:
-            record.finish("client_disconnected")
-        except Exception as exc:  # a bug must not leave the client waiting: close 1011
-            log.exception("WebSocket stream failed")
-            record.finish("error", error=f"internal mock error: {type(exc).__name__}")
-            await self.ws.close(code=1011, message=b"internal mock error")
+            hung_up(record, state)
         finally:
-            self.state.stream_ended()
+            state.stream_ended()
             self.last_activity = self.loop.time()  # idle time counts from the stream's end
 
-    async def _wait_turn(self, at: float, start: float, speed: float) -> None:
-        """Sleep until the frame is due, holding while paused (pauses freeze the schedule)."""
-        while True:
-            if not self.running.is_set():
-                await self.running.wait()
-            deadline = start + self.paused_total + (at / speed if speed > 0 else 0.0)
-            if self.loop.time() >= deadline:
-                if self.running.is_set():
-                    return
-                continue
-            await sleep_until(deadline, precise=self.state.precise())
-            if self.running.is_set():
-                return
-
-    async def _send_plan(self, plan: Plan, record: Record, speed: float, start: float) -> None:
-        hb = plan.heartbeat_s
-        next_hb = hb if hb else math.inf
-        for frame in plan.frames:
-            frame_at = frame.at / speed if speed > 0 else 0.0
-            while next_hb < frame_at:
-                await self._wait_turn(next_hb, start, 1.0)
-                await self.ws.ping(b"heartbeat")
-                next_hb += hb  # type: ignore[operator]
-            await self._wait_turn(frame.at, start, speed)
-            async with self.send_lock:
-                if plan.fragment_size:
-                    send_fragmented(self.request.transport, frame.data, plan.fragment_size)
-                elif isinstance(frame.data, str):
-                    await self.ws.send_str(frame.data)
-                else:
-                    await self.ws.send_bytes(frame.data)
-            record.tick()
-
-    async def _end(self, plan: Plan) -> None:
-        if plan.end in ("close", "reset"):
-            break_connection(self.request.transport, reset=plan.end == "reset")
-        elif plan.end == "ws-close":
-            await self.ws.close(code=plan.close_code or 1011, message=b"injected close")
-
     async def stop(self) -> None:
+        """The connection is over: a stream still running lost its client."""
+        if self.stream is not None:
+            self.stream.end("gone")
         if self.task is not None and not self.task.done():
-            self.task.cancel()
             try:
                 await self.task
             except (asyncio.CancelledError, ConnectionError):
                 pass
 
 
-async def ws_chat(request: web.Request) -> web.StreamResponse:
+async def serve_ws(
+    request: web.Request, state: MockState, pipeline: Pipeline
+) -> web.StreamResponse:
     """``GET /v1/ws/chat``: authenticate (401 JSON before upgrade), then serve the protocol."""
-    state = request.app[STATE]
-    if state.config.record_upstream:
-        from ._record import proxy_ws
-
+    if state.recorder is not None:
         record = state.journal.begin(request.method, request.path, "ws")
-        return await proxy_ws(request, state, record)
+        return await state.recorder.record_ws(request, record)
     key = bearer_key(request) or request.query.get("key") or None
     try:
-        state.authorize(key)
-        try:
-            controls = parse_controls(request.query)
-        except ControlError as exc:
-            raise MockError(400, str(exc), code="invalid_mock_control") from None
+        controls = pipeline.admit(key, request.query, path="ws")
     except MockError as err:
         record = state.journal.begin(request.method, request.path, "ws")
         record.key = mask_key(key) if key else None
@@ -346,8 +314,13 @@ async def ws_chat(request: web.Request) -> web.StreamResponse:
             400, "This endpoint speaks WebSocket; connect with a WebSocket client.",
             code="websocket_required",
         ).response()
-    await ws.prepare(request)
-    conn = _Connection(request, ws, state, controls, key)
+    try:
+        writer = await ws.prepare(request)
+    except ConnectionError:
+        log.info("client hung up during the WebSocket handshake: %s", request.path)
+        return ws
+    assert writer is not None
+    conn = _Connection(request, ws, writer, state, pipeline, controls, key)
     state.websockets.add(ws)
     try:
         await conn.run()

@@ -35,6 +35,7 @@ PROMPTS = {
     "tool-calls": "What is the weather in Bangkok and Chiang Mai right now?",
     "usage-chunk": "Summarise the benefits of streaming responses in one paragraph.",
     "ws-haiku": "Write a haiku about WebSockets.",
+    "reasoning-answer": "Is 1013 a prime number? Think it through before answering.",
 }
 
 
@@ -393,7 +394,7 @@ def test_streams_assemble_into_a_completion_body() -> None:
     assert text.startswith("# Streaming chat completions") and text.count("```") >= 12
     assert "| Strategy |" in text and "\n  - " in text and "\n## " in text
     assert completion_from_messages(['{"error": {"message": "x"}}', "[DONE]"])["choices"][0][
-        "message"] == {"role": "assistant", "content": None}
+        "message"] == {"role": "assistant", "content": None, "refusal": None}
 
 
 def test_error_cassettes_are_sent_as_recorded() -> None:

@@ -145,9 +145,12 @@ def test_no_done(holy_mock) -> None:
     assert "[DONE]" not in r.events() and len(r.events()) == 8
 
 
-def test_ws_only_faults_leave_sse_untouched(holy_mock) -> None:
+def test_a_ws_only_fault_on_sse_is_refused_saying_why(holy_mock) -> None:
     r = sse(holy_mock, "ws-close:code=1011,after=2")
-    assert r.complete and r.events()[-1] == "[DONE]"
+    assert r.status == 400
+    err = r.json()["error"]
+    assert err["code"] == "invalid_mock_control"
+    assert "ws-close sends a WebSocket close frame; this is an SSE stream" in err["message"]
 
 
 def test_several_faults_combine(holy_mock) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from mockutil import AUTH, chat, raw_request, wait_for
 
-from mockserver import MOCK_KEY, MockServer
+from mockserver import MOCK_KEY, Frame, MockServer
 
 
 def post(mock: MockServer, body=None, *, headers=None, **kw) -> httpx.Response:
@@ -282,11 +282,11 @@ def test_journal_closes_a_request_whose_body_never_arrives(holy_mock: MockServer
 
 
 def test_a_mock_bug_mid_stream_breaks_the_body(holy_mock: MockServer, monkeypatch) -> None:
-    async def broken(request, resp, plan, **kw) -> None:
-        await resp.write(b"data: {}\n\n")
+    def broken(reply, path):
+        yield Frame(0.0, b"data: {}\n\n")
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("mockserver._app.write_sse", broken)
+    monkeypatch.setattr("mockserver.formats.chat.reply_frames", broken)
     r = raw_request(holy_mock.url, "/v1/chat/completions", chat(stream=True))
     assert r.status == 200 and r.chunks == [b"data: {}\n\n"] and not r.complete
     (rec,) = holy_mock.journal()

@@ -10,6 +10,7 @@ import mockserver
 from mockserver import FaultError, Frame, MockConfig, parse_faults
 from mockserver._faults import fired, merge_faults, plan_reply
 from mockserver._ratelimit import RateLimiter
+from mockserver.formats.chat import frame_kit
 
 
 def test_public_names_match_all() -> None:
@@ -67,7 +68,7 @@ def test_merge_later_wins_and_probability_draws() -> None:
 def test_plan_stall_shifts_only_later_frames() -> None:
     frames = [Frame(i / 10, b"data: x\n\n") for i in range(4)]
     plan = plan_reply(frames, {s.name: s for s in parse_faults("stall:after=2,ms=500")},
-                      transport="sse", done=b"data: [DONE]\n\n")
+                      path="sse", kit=frame_kit("sse"))
     assert [f.at for f in list(plan.frames)] == pytest.approx([0.0, 0.1, 0.7, 0.8])
 
 
@@ -103,3 +104,64 @@ def test_config_repr_hides_keys() -> None:
     config = MockConfig(keys=frozenset({"sk-secret-value-1234"}))
     assert "sk-secret" not in repr(config)
     assert config.public()["keys"] == "1 keys"
+
+
+def test_mockserver_modules_import_no_cycle() -> None:
+    """Run-time imports inside mockserver form no cycle, and none hides inside a function
+    (``if TYPE_CHECKING:`` imports are for annotations only)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(mockserver.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(("mockserver", *path.relative_to(root).with_suffix("").parts))
+        name = name.removesuffix(".__init__")
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = graph.setdefault(name, set())
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert not [n for n in ast.walk(node) if isinstance(n, ast.Import | ast.ImportFrom)
+                            and (getattr(n, "module", "") or "").startswith(("mockserver", "."))
+                            or isinstance(n, ast.ImportFrom) and n.level], (
+                    f"{name}.{node.name} imports inside a function")
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+                deps.add(target)
+                deps.update(f"{target}.{a.name}" for a in node.names)
+    graph = {k: {d for d in v if d in graph} for k, v in graph.items()}
+    done: set[str] = set()
+
+    def visit(node: str, trail: list[str]) -> None:
+        assert node not in trail, " -> ".join([*trail[trail.index(node):], node])
+        if node in done:
+            return
+        for dep in sorted(graph[node]):
+            if dep != node.rpartition(".")[0]:  # a submodule reading its package's names
+                visit(dep, [*trail, node])
+        done.add(node)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_options_are_declared_once() -> None:
+    """Every MockConfig field is a CLI flag and a MockServer keyword; nothing else is."""
+    import dataclasses
+
+    from mockserver._cli import build_parser, config_from_args
+
+    fields = {f.name for f in dataclasses.fields(MockConfig)}
+    dests = {a.dest for a in build_parser()._actions} - {"help", "no_cassettes"}
+    assert dests == fields
+    args = build_parser().parse_args(["--workers", "3", "--reasoning-tokens", "5",
+                                      "--body-timeout", "2.5", "--keys", "sk-a-123456789,sk-b"])
+    config = config_from_args(args)
+    assert (config.workers, config.reasoning_tokens, config.body_timeout_s) == (3, 5, 2.5)
+    assert config.keys == frozenset({"sk-a-123456789", "sk-b"}) and config.port == 8765
+    assert mockserver.MockServer(reasoning_tokens=5).config.reasoning_tokens == 5
+    with pytest.raises(TypeError, match="unknown mock option 'tpz'; known: host, port"):
+        mockserver.MockServer(tpz=5)

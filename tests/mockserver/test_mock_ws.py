@@ -270,7 +270,7 @@ async def test_disconnect_and_reset_drop_the_socket(holy_mock: MockServer, fault
 
 
 async def test_malformed_error_event_no_done_crlf(holy_mock: MockServer) -> None:
-    async with connect(holy_mock, "?X-Mock-Fault=malformed:at=2;crlf") as ws:
+    async with connect(holy_mock, "?X-Mock-Fault=malformed:at=2") as ws:
         await ws.send_str(request())
         msgs = await collect(ws)
         with pytest.raises(json.JSONDecodeError):

@@ -407,3 +407,18 @@ async def test_ws_upstream_refusing_the_key_is_passed_on(
             await session.ws_connect(recorder.ws_url, headers=AUTH)
     assert info.value.status == 401
     assert not list(tmp_path.glob("*.json"))
+
+
+async def test_record_mode_holds_one_upstream_session_for_the_app_life(
+    holy_mock_factory: Factory, tmp_path: Path
+) -> None:
+    from mockserver._app import STATE
+
+    upstream = holy_mock_factory()
+    async with MockServer(record_upstream=upstream.url, record_dir=tmp_path) as recorder:
+        session = recorder.app[STATE].recorder.session
+        for prompt in ("one", "two"):
+            await stream_raw(recorder.url, chat(prompt, stream=True, max_tokens=2))
+        assert recorder.app[STATE].recorder.session is session and not session.closed
+        assert outcomes(recorder) == ["completed", "completed"]
+    assert session.closed

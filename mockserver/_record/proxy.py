@@ -1,17 +1,16 @@
 """Record mode: proxy chat requests to a real upstream and save each response as a cassette.
 
-Entry points that ``create_app`` wires when ``config.record_upstream`` is set (they read only
-``state.config.record_upstream`` and ``state.config.record_dir``)::
+When ``config.record_upstream`` is set, ``create_app`` opens one :class:`Recorder` with one
+upstream ``aiohttp.ClientSession`` for the app's life (in its ``cleanup_ctx``) and routes::
 
-    # POST /v1/chat/completions, once the JSON body is parsed (instead of building a reply):
-    return await proxy_http(request, body, state, record)
+    # POST /v1/chat/completions, once the JSON body is read (instead of building a reply):
+    return await recorder.record_chat(request, body, record)
     # GET /v1/ws/chat, instead of the mock's own WebSocket handler (before upgrading):
-    return await proxy_ws(request, state, record)
+    return await recorder.record_ws(request, record)
 
 ``record`` is the request's journal record: it gets ``tick()`` per chunk relayed, ``cassette``
 set to the saved cassette's name, and ``finish(outcome, status=...)`` with ``completed``,
-``client_disconnected`` or ``error``. Each proxied request or WebSocket uses its own upstream
-HTTP session, closed when it ends. Nothing else of the mock is used: auth is the upstream's
+``client_disconnected`` or ``error``. Nothing else of the mock is used: auth is the upstream's
 business (the client's ``Authorization`` header or ``?key=`` is forwarded, never written
 anywhere), and a recorded request is not answered from cassettes.
 
@@ -46,27 +45,20 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from mockserver._cassettes import Cassette, normalise_request, request_digest, save_cassette
-from mockserver._errors import error_body
-from mockserver._frames import Frame
-from mockserver._journal import Record
-from mockserver._sse import break_connection
+from .._cassettes import Cassette, match_digest, normalise_request, save_cassette
+from .._errors import error_body
+from .._frames import Frame
+from .._journal import Record
+from .._wire import break_connection
+from .scrub import Scrubber, secrets_of
 
-__all__ = [
-    "FORWARDED_REQUEST_HEADERS",
-    "HEADER_ALLOWLIST",
-    "Recorder",
-    "Scrubber",
-    "proxy_http",
-    "proxy_ws",
-]
+__all__ = ["FORWARDED_REQUEST_HEADERS", "HEADER_ALLOWLIST", "Recorder", "upstream_session"]
 
 # Response headers worth replaying; everything else (cookies, hop-by-hop, tracing) is dropped.
 HEADER_ALLOWLIST = frozenset({
@@ -89,15 +81,7 @@ HEADER_ALLOWLIST = frozenset({
 # Request headers passed to the upstream besides Authorization (X-Mock-* too, so that a mock
 # upstream can be steered while recording).
 FORWARDED_REQUEST_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
-REDACTED = "[REDACTED]"
 _DONE = re.compile(rb"(?m)^data: ?\[DONE\]\r?$")
-_QUERY_KEYS = ("key", "api_key", "api-key", "apikey", "access_token", "token")
-_GENERIC = (
-    rb"(?P<q>[?&](?:" + b"|".join(re.escape(k.encode()) for k in _QUERY_KEYS) + rb")=)"
-    rb"[^&\s\"'\\<>]+"
-    rb"|(?P<b>Bearer\s+)[A-Za-z0-9._~+/=-]{8,}"
-    rb"|\bsk-[A-Za-z0-9_-]{16,}"
-)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -105,79 +89,11 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response(body, status=status)
 
 
-class Scrubber:
-    """Replaces API keys (the given secrets and anything key-shaped) with ``[REDACTED]``."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        exact = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-        alternatives = [re.escape(s.encode()) for s in exact] + [_GENERIC]
-        self._re = re.compile(b"|".join(alternatives))
-
-    def _sub(self, m: re.Match[bytes]) -> bytes:
-        prefix = m.group("q") or m.group("b") or b""
-        return prefix + REDACTED.encode()
-
-    def bytes(self, data: bytes) -> bytes:
-        """Scrub raw bytes."""
-        return self._re.sub(self._sub, data)
-
-    def text(self, text: str) -> str:
-        """Scrub a string."""
-        return self.bytes(text.encode("utf-8", "surrogatepass")).decode("utf-8", "surrogatepass")
-
-    def value(self, value: Any) -> Any:
-        """Scrub every string inside a JSON value."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, list):
-            return [self.value(v) for v in value]
-        if isinstance(value, dict):
-            return {self.text(k): self.value(v) for k, v in value.items()}
-        return value
-
-    def frames(self, frames: list[Frame]) -> list[Frame]:
-        """Scrub a byte stream cut into writes, keeping every write boundary outside a key."""
-        blobs = [f.data for f in frames if isinstance(f.data, bytes)]
-        if len(blobs) != len(frames):  # WebSocket messages: each one is whole
-            return [Frame(f.at, self.text(f.data) if isinstance(f.data, str) else
-                          self.bytes(f.data)) for f in frames]
-        joined = b"".join(blobs)
-        spans = [(m.start(), m.end(), self._sub(m)) for m in self._re.finditer(joined)]
-        if not spans:
-            return list(frames)
-        out: list[Frame] = []
-        pos = 0
-        for frame in frames:
-            start, end = pos, pos + len(frame.data)
-            pos = end
-            piece = bytearray()
-            i = start
-            for s, e, repl in spans:
-                if e <= i or s >= end:
-                    continue
-                if s >= i:
-                    piece += joined[i:s]
-                    piece += repl  # the replacement goes where the key began
-                i = max(i, min(e, end))
-            piece += joined[i:end]
-            out.append(Frame(frame.at, bytes(piece)))
-        return out
-
-
 def _slug(match: dict[str, Any]) -> str:
     """A file-name-safe start of the last user message ("request" when it has no ASCII words)."""
     prompt = normalise_request({"messages": match.get("messages", [])}).get("prompt", "")
     words = re.findall(r"[a-z0-9]+", prompt.lower())
     return "-".join(words[:6])[:40].strip("-") or "request"
-
-
-def _secrets_of(request: web.Request) -> list[str]:
-    found = []
-    auth = request.headers.get("Authorization", "")
-    scheme, _, token = auth.partition(" ")
-    found.append(token.strip() if scheme.lower() == "bearer" else auth.strip())
-    found += [v for k, v in request.query.items() if k.lower() in _QUERY_KEYS]
-    return [s for s in found if s]
 
 
 def _was_reset(exc: BaseException) -> bool:
@@ -189,18 +105,25 @@ def _allowed_headers(headers: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower() in HEADER_ALLOWLIST}
 
 
-def _session() -> aiohttp.ClientSession:
+def upstream_session() -> aiohttp.ClientSession:
+    """The one upstream session of record mode (made inside the running loop)."""
     # No total timeout: a recorded stream may be long; an idle upstream times out per read.
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=300)
     return aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
 
 
 class Recorder:
-    """The record-mode proxy for one upstream base URL, saving cassettes into ``record_dir``."""
+    """The record-mode proxy for one upstream base URL, saving cassettes into ``record_dir``.
 
-    def __init__(self, upstream: str, record_dir: str | Path | None = None) -> None:
+    ``session`` is shared by every proxied request; its owner closes it.
+    """
+
+    def __init__(
+        self, upstream: str, record_dir: str | Path | None, session: aiohttp.ClientSession
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.record_dir = Path(record_dir) if record_dir is not None else Path("cassettes")
+        self.session = session
 
     def __repr__(self) -> str:
         upstream = Scrubber().text(self.upstream)
@@ -236,7 +159,7 @@ class Recorder:
             fault=cassette.fault,
         )
         self.record_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"{_slug(clean.match)}-{clean.transport}-{request_digest(clean.match)}"
+        stem = f"{_slug(clean.match)}-{clean.transport}-{match_digest(clean.match)}"
         # Write a hidden temporary file, then link it to the first free name: the link fails if
         # the name exists (concurrent recordings take the next number) and a reader never sees a
         # half-written cassette.
@@ -270,7 +193,7 @@ class Recorder:
 
         ``body`` is the decoded JSON; it is forwarded as is (the upstream validates it).
         """
-        scrubber = Scrubber(_secrets_of(request))
+        scrubber = Scrubber(secrets_of(request))
         fields = body if isinstance(body, dict) else {}
         streaming = fields.get("stream") is True
         recording = Cassette(name="", match=_match_key(fields),
@@ -279,34 +202,34 @@ class Recorder:
         journal.model = model if isinstance(model, str) else None
         journal.stream, journal.transport = streaming, recording.transport
         loop = asyncio.get_running_loop()
-        async with _session() as http:
-            t0 = loop.time()
+        http = self.session
+        t0 = loop.time()
+        try:
+            upstream = await http.post(
+                f"{self.upstream}/chat/completions",
+                params=request.query,
+                data=json.dumps(body, ensure_ascii=False).encode(),
+                headers={**self._forward_headers(request), "Content-Type": "application/json"},
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return self._unreachable(scrubber, exc, journal)
+        async with upstream:
+            recording.status = upstream.status
+            recording.headers = _allowed_headers(upstream.headers)
+            event_stream = "text/event-stream" in recording.headers.get("content-type", "")
+            if streaming and upstream.status < 400 and event_stream:
+                return await self._relay_sse(request, upstream, recording, scrubber, t0,
+                                             journal)
             try:
-                upstream = await http.post(
-                    f"{self.upstream}/chat/completions",
-                    params=request.query,
-                    data=json.dumps(body, ensure_ascii=False).encode(),
-                    headers={**self._forward_headers(request), "Content-Type": "application/json"},
-                )
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                data = await upstream.read()
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 return self._unreachable(scrubber, exc, journal)
-            async with upstream:
-                recording.status = upstream.status
-                recording.headers = _allowed_headers(upstream.headers)
-                event_stream = "text/event-stream" in recording.headers.get("content-type", "")
-                if streaming and upstream.status < 400 and event_stream:
-                    return await self._relay_sse(request, upstream, recording, scrubber, t0,
-                                                 journal)
-                try:
-                    data = await upstream.read()
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    return self._unreachable(scrubber, exc, journal)
-                recording.frames.append(Frame(round(loop.time() - t0, 6), data))
-                self.keep(recording, scrubber, journal)
-                journal.tick()
-                journal.finish("completed" if upstream.status < 400 else "error",
-                               status=upstream.status)
-                return web.Response(status=upstream.status, body=data, headers=recording.headers)
+            recording.frames.append(Frame(round(loop.time() - t0, 6), data))
+            self.keep(recording, scrubber, journal)
+            journal.tick()
+            journal.finish("completed" if upstream.status < 400 else "error",
+                           status=upstream.status)
+            return web.Response(status=upstream.status, body=data, headers=recording.headers)
 
     async def _relay_sse(
         self,
@@ -364,46 +287,46 @@ class Recorder:
 
     async def record_ws(self, request: web.Request, journal: Record) -> web.StreamResponse:
         """Proxy one ``/ws/chat`` WebSocket to the upstream, recording each stream."""
-        scrubber = Scrubber(_secrets_of(request))
+        scrubber = Scrubber(secrets_of(request))
         scheme = "wss" if self.upstream.startswith("https") else "ws"
         url = scheme + self.upstream[self.upstream.index(":"):] + "/ws/chat"
         headers = {}
         if "Authorization" in request.headers:
             headers["Authorization"] = request.headers["Authorization"]
-        async with _session() as http:
+        http = self.session
+        try:
+            upstream = await http.ws_connect(url, params=request.query, headers=headers,
+                                             max_msg_size=0)
+        except aiohttp.WSServerHandshakeError as exc:
+            message = f"record mode: the upstream refused the WebSocket (HTTP {exc.status})"
+            journal.finish("error", status=exc.status, error=message)
+            return _error(exc.status, message)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return self._unreachable(scrubber, exc, journal)
+        ws = web.WebSocketResponse(max_msg_size=0)
+        session = _WSRecording(self, scrubber, journal)
+        try:
+            await ws.prepare(request)
+            pumps = [asyncio.create_task(session.client_to_upstream(ws, upstream)),
+                     asyncio.create_task(session.upstream_to_client(upstream, ws))]
             try:
-                upstream = await http.ws_connect(url, params=request.query, headers=headers,
-                                                 max_msg_size=0)
-            except aiohttp.WSServerHandshakeError as exc:
-                message = f"record mode: the upstream refused the WebSocket (HTTP {exc.status})"
-                journal.finish("error", status=exc.status, error=message)
-                return _error(exc.status, message)
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                return self._unreachable(scrubber, exc, journal)
-            ws = web.WebSocketResponse(max_msg_size=0)
-            session = _WSRecording(self, scrubber, journal)
-            try:
-                await ws.prepare(request)
-                pumps = [asyncio.create_task(session.client_to_upstream(ws, upstream)),
-                         asyncio.create_task(session.upstream_to_client(upstream, ws))]
-                try:
-                    await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for task in pumps:
-                        task.cancel()
-                    await asyncio.gather(*pumps, return_exceptions=True)
-                if upstream.closed:
-                    code = _close_code(upstream.close_code)
-                    session.upstream_closed(code)
-                    if not ws.closed:
-                        await ws.close(code=code)  # pass 1008, 1011, 1013 ... on
+                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                session.end(complete=False)
-                await upstream.close()
+                for task in pumps:
+                    task.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
+            if upstream.closed:
+                code = _close_code(upstream.close_code)
+                session.upstream_closed(code)
                 if not ws.closed:
-                    await ws.close()
-                journal.finish("completed", status=101)
-            return ws
+                    await ws.close(code=code)  # pass 1008, 1011, 1013 ... on
+        finally:
+            session.end(complete=False)
+            await upstream.close()
+            if not ws.closed:
+                await ws.close()
+            journal.finish("completed", status=101)
+        return ws
 
 
 def _close_code(code: int | None) -> int:
@@ -506,19 +429,3 @@ class _WSRecording:
             else:
                 continue
             self.journal.tick()
-
-
-def _recorder(state: Any) -> Recorder:
-    return Recorder(state.config.record_upstream, state.config.record_dir)
-
-
-async def proxy_http(
-    request: web.Request, body: Any, state: Any, record: Record
-) -> web.StreamResponse:
-    """Record mode for ``POST /v1/chat/completions`` (``state.config`` names the upstream)."""
-    return await _recorder(state).record_chat(request, body, record)
-
-
-async def proxy_ws(request: web.Request, state: Any, record: Record) -> web.StreamResponse:
-    """Record mode for ``GET /v1/ws/chat`` (``state.config`` names the upstream)."""
-    return await _recorder(state).record_ws(request, record)

@@ -1,0 +1,73 @@
+"""The reply plan: what the model "says" and when, before any API's wire format.
+
+Generated replies (``_generate``) and replies read back from cassettes (``_cassettes.convert``)
+are a :class:`Reply`; a format (``formats/``) renders one as the frames of its API — chat
+completion chunks today — and the fault machinery then acts on those frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Reply", "ToolCall"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the reply makes: its id, name, and the argument text in fragments."""
+
+    id: str
+    name: str
+    arguments: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A reply plan: reasoning, answer text, tool calls, usage, finish reason and timing.
+
+    Deltas are streamed in this order: each ``reasoning`` piece, each ``content`` piece, then
+    for each tool call one opening delta (id and name) and one per argument fragment.
+    ``times`` gives the offset (seconds from the request) of each delta in that order; deltas
+    past its end go out with the last one (as the usage chunk does). ``usage`` of None means
+    "count it": prompt tokens as given, one completion token per delta.
+    """
+
+    id: str
+    created: int
+    model: str
+    content: Sequence[str]
+    reasoning: Sequence[str] = ()
+    tool_calls: Sequence[ToolCall] = ()
+    finish_reason: str | None = "stop"
+    prompt_tokens: int = 0
+    include_usage: bool = False
+    times: Sequence[float] = ()
+    fingerprint: str | None = None
+    usage: dict[str, Any] | None = field(default=None)
+
+    @property
+    def text(self) -> str:
+        """The whole answer text."""
+        return "".join(self.content)
+
+    @property
+    def end(self) -> float:
+        """The offset of the last delta (0 when there are none)."""
+        return self.times[-1] if self.times else 0.0
+
+    def usage_body(self) -> dict[str, Any]:
+        """The OpenAI ``usage`` object (with ``completion_tokens_details`` when it reasons)."""
+        if self.usage is not None:
+            return self.usage
+        reasoning = len(self.reasoning)
+        completion = reasoning + len(self.content)
+        body: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+        }
+        if reasoning:
+            body["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        return body

@@ -1,0 +1,327 @@
+"""OpenAI chat completions: requests, reply frames (SSE, WebSocket, JSON) and error frames.
+
+Streamed replies are ``chat.completion.chunk`` objects — ``data: {...}\n\n`` events ending with
+``data: [DONE]`` over SSE, one per text message ending with ``[DONE]`` over WebSocket — and a
+non-streaming reply is one ``chat.completion`` body. Reasoning streams first as
+``delta.reasoning_content`` (DeepSeek's field) and is ``message.reasoning_content`` in a body.
+Chunks are built from string templates, not ``json.dumps`` of a dict per token: per-chunk
+encoding is on the hot path of every stream.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import MockError, status_error
+from .._faults import FrameKit
+from .._frames import Frame
+from .._reply import Reply
+
+__all__ = [
+    "DONE_SSE",
+    "DONE_WS",
+    "MAX_TOKENS_LIMIT",
+    "SSE_HEADERS",
+    "ChatRequest",
+    "chunk_tails",
+    "completion_body",
+    "encode_event",
+    "frame_kit",
+    "json_body",
+    "parse_request",
+    "recorded_ws_error",
+    "reply_frames",
+    "ws_error",
+]
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+}
+DONE_SSE = b"data: [DONE]\n\n"
+DONE_WS = "[DONE]"
+
+MAX_TOKENS_LIMIT = 100_000
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """The parts of a chat-completions request the mock acts on, plus the raw JSON (the fields
+    every format's request has: see :class:`~mockserver.formats.Format`)."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    max_tokens: int | None
+    include_usage: bool
+    raw: dict[str, Any]
+
+
+def _bad(message: str, param: str | None = None, code: str | None = None) -> MockError:
+    return MockError(400, message, "invalid_request_error", param, code)
+
+
+def parse_request(body: Any) -> ChatRequest:
+    """Check a decoded request body; raise a 400 :class:`MockError` naming the bad field."""
+    if not isinstance(body, dict):
+        raise _bad(
+            f"The request body must be a JSON object, got {type(body).__name__}.",
+            code="invalid_type",
+        )
+    model = body.get("model")
+    if model is None:
+        raise _bad("you must provide a model parameter", "model", "missing_required_parameter")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("'model' must be a non-empty string.", "model", "invalid_type")
+    messages = body.get("messages")
+    if messages is None:
+        raise _bad(
+            "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
+        )
+    if not isinstance(messages, list) or not messages:
+        raise _bad("'messages' must be a non-empty array of message objects.", "messages",
+                   "invalid_type")
+    for i, msg in enumerate(messages):
+        param = f"messages[{i}]"
+        if not isinstance(msg, dict):
+            raise _bad(f"'{param}' must be an object with 'role' and 'content'.", param,
+                       "invalid_type")
+        role = msg.get("role")
+        if not isinstance(role, str) or role not in _ROLES:
+            raise _bad(
+                f"'{param}.role' must be one of {sorted(_ROLES)}, got {role!r}.",
+                f"{param}.role",
+                "invalid_value",
+            )
+        content = msg.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise _bad(f"'{param}.content' must be a string or an array of parts.",
+                       f"{param}.content", "invalid_type")
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            # Cassette matching joins the text parts: a non-string text must be refused here.
+            if not isinstance(part, dict) or (
+                part.get("type") == "text" and not isinstance(part.get("text"), str)
+            ):
+                raise _bad(f"'{param}.content[{j}]' must be an object; a text part needs a "
+                           "string 'text'.", f"{param}.content[{j}]", "invalid_type")
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise _bad("'stream' must be a boolean.", "stream", "invalid_type")
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    param = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise _bad(f"'{param}' must be an integer.", param, "invalid_type")
+        if not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
+            raise _bad(
+                f"'{param}' must be between 1 and {MAX_TOKENS_LIMIT}, got {max_tokens}.",
+                param,
+                "invalid_value",
+            )
+    options = body.get("stream_options")
+    include_usage = False
+    if options is not None:
+        if not isinstance(options, dict):
+            raise _bad("'stream_options' must be an object.", "stream_options", "invalid_type")
+        include_usage = options.get("include_usage", False)
+        if not isinstance(include_usage, bool):
+            raise _bad("'stream_options.include_usage' must be a boolean.",
+                       "stream_options.include_usage", "invalid_type")
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise _bad(f"'{name}' must be a number.", name, "invalid_type")
+    return ChatRequest(model, messages, stream, max_tokens, include_usage, body)
+
+
+# -- replies --------------------------------------------------------------------------------------
+
+_dump_str = json.JSONEncoder(ensure_ascii=False).encode
+
+
+@functools.lru_cache(maxsize=8192)
+def _json_str(text: str) -> str:
+    """A JSON string literal (cached: generated text repeats a small vocabulary)."""
+    return _dump_str(text)
+
+
+def _head(r: Reply) -> str:
+    """The chunk's opening fields, without the closing brace."""
+    head: dict[str, Any] = {"id": r.id, "object": "chat.completion.chunk", "created": r.created,
+                            "model": r.model}
+    if r.fingerprint:
+        head["system_fingerprint"] = r.fingerprint
+    return json.dumps(head, ensure_ascii=False)[:-1]
+
+
+@functools.lru_cache(maxsize=16384)
+def _tail(delta: str, role: bool, finish: str) -> str:
+    """A chunk's JSON after its head: the one choice with this delta (cached: generated replies
+    repeat a small vocabulary, so most chunks cost a lookup and a concatenation)."""
+    return (f', "choices": [{{"index": 0, "delta": {{{_ROLE if role else ""}{delta}}}, '
+            f'"logprobs": null, "finish_reason": {finish}}}]}}')
+
+
+@functools.lru_cache(maxsize=16384)
+def _sse_tail(tail: str) -> bytes:
+    return f"{tail}\n\n".encode()
+
+
+def chunk_tails(r: Reply) -> Iterator[str]:
+    """Each chunk's JSON after the head: one per delta, then the usage chunk if asked for.
+
+    The first chunk carries ``role``; the last delta's chunk carries ``finish_reason``.
+    """
+    last = len(r.reasoning) + len(r.content) + sum(1 + len(c.arguments) for c in r.tool_calls) - 1
+    finish = _dump_str(r.finish_reason) if r.finish_reason else "null"
+    i = 0
+    for token in r.reasoning:
+        yield _tail(f'"content": null, "reasoning_content": {_json_str(token)}', i == 0,
+                    finish if i == last else "null")
+        i += 1
+    for token in r.content:
+        yield _tail(f'"content": {_json_str(token)}', i == 0, finish if i == last else "null")
+        i += 1
+    for n, call in enumerate(r.tool_calls):
+        opening = {"index": n, "id": call.id, "type": "function",
+                   "function": {"name": call.name, "arguments": ""}}
+        pieces = [json.dumps(opening, ensure_ascii=False)]
+        pieces += [json.dumps({"index": n, "function": {"arguments": a}}, ensure_ascii=False)
+                   for a in call.arguments]
+        for piece in pieces:
+            yield _tail(f'"tool_calls": [{piece}]', i == 0, finish if i == last else "null")
+            i += 1
+    if i == 0:  # nothing to say: one empty chunk still carries the role and finish reason
+        yield _tail('"content": ""', True, finish)
+    if r.include_usage:
+        yield f', "choices": [], "usage": {json.dumps(r.usage_body())}}}'
+
+
+_ROLE = '"role": "assistant", '
+
+
+def encode_event(payload: str) -> bytes:
+    """One SSE ``data:`` event carrying a JSON payload."""
+    return f"data: {payload}\n\n".encode()
+
+
+def reply_frames(r: Reply, path: str) -> Iterator[Frame]:
+    """The reply's frames for ``path`` ("sse" bytes, "ws" text messages or one "json" body),
+    made one at a time as the writer asks for them."""
+    end = r.end
+    if path == "json":
+        yield Frame(end, json_body(r))
+        return
+    tails = chunk_tails(r)
+    head = _head(r)
+    if path == "sse":
+        prefix = f"data: {head}".encode()
+        frames: Iterator[bytes | str] = (prefix + _sse_tail(t) for t in tails)
+    else:
+        frames = (head + t for t in tails)
+    # zip stops at the shorter ``times`` without consuming a frame: the rest (the usage
+    # chunk) goes out with the last delta.
+    for t, data in zip(r.times, frames):  # noqa: B905
+        yield Frame(t, data)
+    for data in frames:
+        yield Frame(end, data)
+    yield Frame(end, DONE_SSE if path == "sse" else DONE_WS)
+
+
+def completion_body(r: Reply) -> dict[str, Any]:
+    """The non-streaming ``chat.completion`` object."""
+    message: dict[str, Any] = {"role": "assistant", "content": r.text if r.content else None}
+    if r.reasoning:
+        message["reasoning_content"] = "".join(r.reasoning)
+    if r.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": "".join(c.arguments)}}
+            for c in r.tool_calls
+        ]
+    message["refusal"] = None
+    body: dict[str, Any] = {"id": r.id, "object": "chat.completion", "created": r.created,
+                            "model": r.model}
+    if r.fingerprint:
+        body["system_fingerprint"] = r.fingerprint
+    body["choices"] = [{"index": 0, "message": message, "logprobs": None,
+                        "finish_reason": r.finish_reason}]
+    body["usage"] = r.usage_body()
+    return body
+
+
+def json_body(r: Reply) -> bytes:
+    """The non-streaming body, encoded."""
+    return json.dumps(completion_body(r), ensure_ascii=False).encode()
+
+
+# -- errors and what faults need -------------------------------------------------------------
+
+
+def ws_error(err: MockError) -> str:
+    """An error as a WebSocket frame: OpenAI's error body plus the HTTP ``status`` it stands for
+    (a WebSocket client has no status line) and ``retry_after`` when there is one."""
+    body = err.body()
+    body["error"]["status"] = err.status
+    if err.retry_after is not None:
+        body["error"]["retry_after"] = err.retry_after
+    return json.dumps(body)
+
+
+def recorded_ws_error(raw: bytes, status: int) -> str:
+    """A recorded HTTP error body as a WebSocket error frame (with its status)."""
+    try:
+        body = json.loads(raw)
+        body["error"]["status"] = status
+    except (ValueError, TypeError, KeyError):
+        body = {"error": {"message": raw.decode("utf-8", "replace"), "type": "server_error",
+                          "param": None, "code": None, "status": status}}
+    return json.dumps(body)
+
+
+def _error_payload(code: int) -> str:
+    """The JSON of an in-stream error (``error-event`` fault)."""
+    err = status_error(code)
+    body = err.body()
+    body["error"]["message"] = f"Injected stream error ({code}): {err.message}"
+    body["error"]["status"] = code  # the HTTP status this in-stream error stands for
+    return json.dumps(body)
+
+
+def _strip_done_sse(data: bytes | str) -> bytes | str:
+    if isinstance(data, bytes) and DONE_SSE in data:
+        return data.replace(DONE_SSE, b"")
+    return data
+
+
+def _strip_done_ws(data: bytes | str) -> bytes | str:
+    return "" if data == DONE_WS else data
+
+
+_KITS = {
+    "sse": FrameKit(
+        strip_done=_strip_done_sse,
+        error_frame=lambda code: f"event: error\ndata: {_error_payload(code)}\n\n".encode(),
+        malformed=b'data: {"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "\n\n',
+    ),
+    "ws": FrameKit(
+        strip_done=_strip_done_ws,
+        error_frame=_error_payload,
+        malformed='{"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "',
+    ),
+    "json": FrameKit(),  # a body: only break_body applies
+}
+
+
+def frame_kit(path: str) -> FrameKit:
+    """What this format's frames look like over ``path``, for the fault machinery."""
+    return _KITS[path]
