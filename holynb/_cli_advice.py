@@ -12,6 +12,7 @@ from holynb._errors import (
     APIStatusError,
     AuthenticationError,
     ConfigError,
+    ConnectError,
     HolyError,
     MalformedChunkError,
     RateLimitError,
@@ -44,6 +45,13 @@ def advice(exc: BaseException) -> str:
         return "the server is slow or unreachable; try again"
     if isinstance(exc, MalformedChunkError):
         return "the server sent a broken chunk; try again"
+    if isinstance(exc, ConnectError):
+        return {
+            "dns": "check --base-url and the network (offline? add --mock)",
+            "refused": "is the server running? check --base-url",
+            "tls": "trust its CA with --ca-bundle PATH (or skip checks with --insecure)",
+            "proxy": "check the proxy (HTTPS_PROXY / NO_PROXY)",
+        }.get(exc.kind, "check --base-url and try again")
     if isinstance(exc, StreamInterrupted):
         return "try again"
     return ""

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["MOCK_OPTIONS", "describe", "mock_key", "running_mock", "start_mock"]
 
 # The options every face passes through (MockServer keywords of the same names).
-MOCK_OPTIONS = ("tps", "ttft_ms", "jitter_ms", "seed", "speed", "fault", "cassettes")
+MOCK_OPTIONS = (
+    "tps", "ttft_ms", "jitter_ms", "seed", "speed", "fault", "cassettes", "reasoning_tokens",
+)
 
 
 def _options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,7 +66,9 @@ def describe(server: MockServer, **options: Any) -> str:
     if opts.get("ttft_ms") is not None:
         pace.append(f"first token after {opts['ttft_ms']:g} ms")
     if opts.get("tps") is not None:
-        pace.append(f"{opts['tps']:g} tok/s")
+        pace.append(f"{opts['tps']:g} tok/s" if opts["tps"] else "tokens as fast as possible")
+    if opts.get("reasoning_tokens"):
+        pace.append(f"{opts['reasoning_tokens']} reasoning tokens first")
     line = f"Mock server at {server.url}"
     line += " · generated replies: " + (", ".join(pace) if pace else "each model's own pace")
     speed = opts.get("speed", 1.0)

@@ -74,10 +74,14 @@ def reply_cost(
     stats: StreamStats, model: str, prices: Mapping[str, Any] | None = None
 ) -> float | None:
     """What the reply cost under the one price rule of ``holynb._pricing``; None if unknown."""
-    if not stats.tokens and not stats.prompt_tokens:
+    # Usage's completion_tokens include the reasoning tokens; without usage, both were counted.
+    output = stats.tokens if stats.completion_tokens is not None else (
+        stats.tokens + stats.reasoning_tokens
+    )
+    if not output and not stats.prompt_tokens:
         return None
     return cost_usd(
-        model, input_tokens=stats.prompt_tokens or 0, output_tokens=stats.tokens, prices=prices
+        model, input_tokens=stats.prompt_tokens or 0, output_tokens=output, prices=prices
     )
 
 
@@ -90,12 +94,15 @@ def stats_line(
 ) -> str:
     """The one stats line every face shows under a reply (figures not known are left out).
 
-    E.g. ``deepseek-v3.2 · SSE · TTFT 98 ms · 120 tokens (+24 prompt) · 71.2 tok/s ·
-    total 1.79 s · $0.000055 · 1 retry``.
+    E.g. ``deepseek-v3.2 · SSE · thinking 2.1 s (60 tokens) · TTFT 98 ms · 120 tokens
+    (+24 prompt) · 71.2 tok/s · total 1.79 s · $0.000055 · 1 retry``.
     """
     parts = [model]
     if transport:
         parts.append(transport.upper())
+    if stats.reasoning_tokens or stats.reasoning_s is not None:
+        seconds = f"{stats.reasoning_s:.1f} s " if stats.reasoning_s is not None else ""
+        parts.append(f"thinking {seconds}({stats.reasoning_tokens} tokens)")
     if stats.ttft_s is not None:
         parts.append(f"TTFT {stats.ttft_s * 1000:.0f} ms")
     tokens = f"{stats.tokens} tokens"

@@ -74,3 +74,15 @@ def test_cost_formatting_and_reply_cost() -> None:
     stats = StreamStats(tokens=1000, prompt_tokens=1000)
     assert reply_cost(stats, "gpt-4.1") == pytest.approx((2.0 + 8.0) / 1000)
     assert reply_cost(StreamStats(), "gpt-4.1") is None
+
+
+def test_reasoning_in_the_stats_line_and_the_cost() -> None:
+    stats = StreamStats(ttft_s=2.2, tokens=40, reasoning_tokens=60, ttfr_s=0.1, reasoning_s=2.1)
+    stats.finish(3.0)
+    line = stats_line(stats, model="deepseek-v3.2", transport="ws")
+    assert line.startswith("deepseek-v3.2 · WS · thinking 2.1 s (60 tokens) · TTFT 2200 ms · ")
+    # No usage: the reasoning chunks are output tokens too.
+    assert reply_cost(stats, "deepseek-v3.2") == pytest.approx(100 * 0.42 / 1e6)
+    # Usage's completion_tokens already include them.
+    stats = StreamStats(tokens=100, completion_tokens=100, reasoning_tokens=60)
+    assert reply_cost(stats, "deepseek-v3.2") == pytest.approx(100 * 0.42 / 1e6)

@@ -27,7 +27,7 @@ __all__ = ["SUBCOMMANDS", "Subcommands"]
 SUBCOMMANDS = ("models", "config", "history", "stats", "error", "mock")
 _MOCK_USAGE = (
     "Usage: %holy mock start [--tps N] [--ttft-ms N] [--jitter-ms N] [--seed N] [--speed X] "
-    "[--fault SPEC] [--cassettes PATH] | stop | status"
+    "[--fault SPEC] [--cassettes PATH] [--reasoning-tokens N] | stop | status"
 )
 
 
@@ -221,6 +221,7 @@ class Subcommands:
         parser.add_argument("--speed", type=float)
         parser.add_argument("--fault")
         parser.add_argument("--cassettes")
+        parser.add_argument("--reasoning-tokens", type=int)
         try:
             options = vars(parser.parse_args(words))
         except SystemExit:

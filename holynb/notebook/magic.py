@@ -18,19 +18,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Bool, Dict, Enum, Float, Int, Unicode, validate
+from traitlets import Bool, Dict, Enum, Float, Int, Unicode, Union, validate
 from traitlets.config import Configurable
 
 from holynb._bridge import CLOSE_WAIT_S, Runner
-from holynb._client import AsyncClient
+from holynb._client import AsyncClient, CompletionResult
 from holynb._errors import ConfigError
+from holynb._events import ContentDelta, ReasoningDelta, StreamEvent, ToolCallDelta
 from holynb._pricing import Price
 from holynb._stats import StreamStats, reply_cost
 from holynb.notebook.commands import SUBCOMMANDS, Subcommands
 from holynb.notebook.live_markdown import Budget
 from holynb.notebook.magic_args import Request, holy_arguments, parse_line, resolve, split_options
 from holynb.notebook.messages import error_line, scrub
-from holynb.notebook.output import FORMATS, Output, Reply, RichOutput, TextOutput, final_bundle
+from holynb.notebook.output import (
+    FORMATS,
+    Output,
+    Reply,
+    RichOutput,
+    TextOutput,
+    final_bundle,
+    show_event,
+)
 
 __all__ = ["HolyInterrupt", "HolyMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -126,6 +135,11 @@ class HolyMagics(Subcommands, Magics, Configurable):
         config=True
     )
     skip_malformed = Bool(False, help="Skip malformed chunks instead of failing.").tag(config=True)
+    verify = Union(
+        [Bool(), Unicode()],
+        default_value=True,
+        help="TLS: True (system CAs), False (no check) or the path of a CA bundle.",
+    ).tag(config=True)
     max_updates_per_s = Float(20.0, help="Display messages per second while streaming.").tag(
         config=True
     )
@@ -233,12 +247,13 @@ class HolyMagics(Subcommands, Magics, Configurable):
     def _client(self, key: tuple[Any, ...]) -> AsyncClient:
         client = self._clients.get(key)
         if client is None:
-            base_url, api_key, connect_timeout, skip_malformed = key
+            base_url, api_key, connect_timeout, skip_malformed, verify = key
             client = AsyncClient(
                 base_url=base_url,
                 api_key=api_key,
                 connect_timeout=connect_timeout,
                 skip_malformed=skip_malformed,
+                verify=verify,
             )
             self._clients[key] = client
         return client
@@ -265,9 +280,14 @@ class HolyMagics(Subcommands, Magics, Configurable):
 
         def on_event(item: tuple[str, Any]) -> None:
             kind, value = item
-            if kind == "content":
-                got.parts.append(value)
-                output.feed(value)
+            if kind == "event":
+                if value.type == "content":
+                    got.parts.append(value.text)
+                elif value.type == "reasoning":
+                    got.reasoning.append(value.text)
+                    if not request.show_reasoning:
+                        return
+                show_event(output, value)
             elif kind == "retry":
                 output.status(scrub(f"⟳ {value}"))
             elif kind == "info":
@@ -305,15 +325,15 @@ class HolyMagics(Subcommands, Magics, Configurable):
             if request.stream:
                 stream = client.stream(request.messages, **call)
                 async with stream:
-                    async for delta in stream:
-                        events.put(("content", delta))
+                    async for event in stream.events():
+                        events.put(("event", event))
                 events.put(("info", _stream_info(stream)))
             else:
                 for name in ("first_token_timeout", "idle_timeout", "transport"):
                     call.pop(name, None)
                 reply = await client.complete(request.messages, **call)
-                if reply.text:
-                    events.put(("content", reply.text))
+                for event in _reply_events(reply):
+                    events.put(("event", event))
                 info = {"stats": reply.stats, "model": reply.model, "tool_calls": reply.tool_calls}
                 events.put(("info", info))
         except asyncio.CancelledError:
@@ -355,6 +375,20 @@ def _stream_info(stream: Any) -> dict[str, Any]:
         "transport": stream.transport,
         "tool_calls": stream.tool_calls,
     }
+
+
+def _reply_events(reply: CompletionResult) -> list[StreamEvent]:
+    """A non-streamed reply as the events a stream of it would have given."""
+    events: list[StreamEvent] = []
+    if reply.reasoning:
+        events.append(ReasoningDelta(reply.reasoning))
+    if reply.text:
+        events.append(ContentDelta(reply.text))
+    for index, call in enumerate(reply.tool_calls):
+        function = call.get("function") or {}
+        name, args = function.get("name"), function.get("arguments") or ""
+        events.append(ToolCallDelta(index=index, id=call.get("id"), name=name, arguments=args))
+    return events
 
 
 def _with_parts(value: Any, reply: Reply) -> Any:

@@ -199,6 +199,7 @@ def resolve(
             key,
             _pick(args.connect_timeout, magics.connect_timeout),
             magics.skip_malformed,
+            magics.verify,
         ),
         call=call,
     )

@@ -17,6 +17,7 @@ from holynb._errors import (
     APIStatusError,
     AuthenticationError,
     ConfigError,
+    ConnectError,
     HolyError,
     MalformedChunkError,
     RateLimitError,
@@ -84,9 +85,27 @@ def advice(exc: BaseException, face: Face) -> str:
         return f"the server is slow; {again}"
     if isinstance(exc, MalformedChunkError):
         return f"the server sent a broken chunk; {again}"
+    if isinstance(exc, ConnectError):
+        return _connect_advice(exc, magic)
     if isinstance(exc, StreamInterrupted):
         return again
     return "details: %holy error" if magic else again
+
+
+def _connect_advice(exc: ConnectError, magic: bool) -> str:
+    """No connection was made: say what to check, by why it failed."""
+    if exc.kind == "dns":
+        offline = "%holy mock start" if magic else "ChatPanel(mock=True)"
+        return f"check the base URL and the network (offline? {offline})"
+    if exc.kind == "refused":
+        return "is the server running? check the base URL"
+    if exc.kind == "tls":
+        if magic:
+            return "trust its CA: %config HolyMagics.verify = '/path/to/ca.pem'"
+        return "trust its CA: ChatPanel(verify='/path/to/ca.pem')"
+    if exc.kind == "proxy":
+        return "check the proxy (HTTPS_PROXY / NO_PROXY)"
+    return "check the base URL, then " + ("run the cell again" if magic else "press Retry")
 
 
 def error_line(exc: BaseException, face: Face, *, partial: bool = False) -> str:

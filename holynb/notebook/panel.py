@@ -100,11 +100,13 @@ class ChatPanel(w.VBox):
         client_options: dict[str, Any] | None = None,
         prices: dict[str, Any] | None = None,
         show_reasoning: bool = True,
+        verify: Any = True,
         **kwargs: Any,
     ) -> None:
         """Build the panel; ``mock=True`` (or a dict of mock options: ``tps``, ``ttft_ms``,
         ``speed``, ``fault`` ...) starts the bundled mock server. ``prices`` ($/MTok by model:
-        a number or ``(input, output)``) are merged over the default price table."""
+        a number or ``(input, output)``) are merged over the default price table. ``verify``
+        (True, False, a CA bundle path or an ``ssl.SSLContext``) is passed to the client."""
         super().__init__(**kwargs)
         self._prices = dict(prices or {})
         price_table(self._prices)  # a bad price fails here, not under the first reply
@@ -117,7 +119,7 @@ class ChatPanel(w.VBox):
             mock_line = _mock.describe(self._mock, **options)
         self._base_url = base_url
         self._api_key = api_key
-        self._client_options = dict(client_options or {})
+        self._client_options = {"verify": verify, **(client_options or {})}
         self._client: Any = None
         self._task: asyncio.Task[str] | None = None
         self._countdown: asyncio.Task[None] | None = None
@@ -445,10 +447,15 @@ class ChatPanel(w.VBox):
             async with self._get_client().stream(
                 history, model=self.model, transport=self.transport, **params
             ) as stream:
-                async for delta in stream:
+                async for event in stream.events():
                     if self._countdown is not None:
                         self._end_countdown(hide=True)  # retried successfully
-                    live.feed(delta)
+                    if event.type == "content":
+                        live.feed(event.text)
+                    elif event.type == "reasoning":
+                        live.add_reasoning(event.text, shown=self.show_reasoning)
+                    elif event.type == "tool_call":
+                        live.tool_call(event.index, event.id, event.name, event.arguments)
             message.status = "done"
             stats = stream.stats
             line = stats_line(

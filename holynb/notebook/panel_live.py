@@ -40,7 +40,8 @@ class LiveReply:
         self._finished: list[str] = []  # finished blocks not yet sent
         self._tail = _answer_html()
         self._blocks: list[w.HTML] = []
-        self._reasoning: list[str] = []
+        self._reasoning: list[str] = []  # shown in the Thinking block
+        self._hidden_reasoning: list[str] = []  # received with show_reasoning off
         self._thinking: w.HTML | None = None
         self._thinking_started = loop.time()
         self._thinking_s: float | None = None
@@ -58,7 +59,7 @@ class LiveReply:
     @property
     def reasoning(self) -> str:
         """The thinking received so far."""
-        return "".join(self._reasoning)
+        return "".join(self._reasoning or self._hidden_reasoning)
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -74,10 +75,13 @@ class LiveReply:
         self._markdown.trim(self._markdown.boundary)  # finished text is kept in _finished
         self._schedule()
 
-    def add_reasoning(self, text: str) -> None:
-        """Take a piece of the model's thinking."""
-        if not self._reasoning:
+    def add_reasoning(self, text: str, *, shown: bool = True) -> None:
+        """Take a piece of the model's thinking (kept, but not shown when ``shown`` is False)."""
+        if not self._reasoning and not self._hidden_reasoning:
             self._thinking_started = self._loop.time()
+        if not shown:
+            self._hidden_reasoning.append(text)
+            return
         self._reasoning.append(text)
         self._schedule()
 

@@ -9,7 +9,8 @@ from typing import Any
 from browser_helpers import NotebookPage
 
 PYTHON_NAMES = re.compile(
-    r"\.partial_text|\w+=\S|\w\(\)|client\.|skip_malformed|idle_timeout|first_token_timeout"
+    r"\.partial_text|\b(?!mock=True)[a-z_]+=\S|\w\(\)|client\.|skip_malformed|idle_timeout"
+    r"|first_token_timeout"
 )
 
 

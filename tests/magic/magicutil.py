@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from IPython.core.displaypub import DisplayPublisher
 
@@ -66,25 +65,3 @@ def cassette_deltas() -> list[str]:
     """The text deltas of the shipped long Markdown cassette, in order."""
     return [delta for _, delta in content_deltas(load_cassette(SHIPPED_DIR / "long-markdown.json"))]
 
-
-# The typed stream events of CONTRACT.md, defined here until the client's holynb._events
-# lands on this branch (then: from holynb import ContentDelta, ReasoningDelta, ToolCallDelta).
-@dataclass(frozen=True, slots=True)
-class ContentDelta:
-    text: str
-    type: ClassVar[str] = "content"
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta:
-    text: str
-    type: ClassVar[str] = "reasoning"
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallDelta:
-    index: int
-    id: str | None
-    name: str | None
-    arguments: str
-    type: ClassVar[str] = "tool_call"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import _thread
+import json
+import re
 import threading
 from typing import Any
 
@@ -509,3 +511,89 @@ def test_mock_start_says_what_tps_does_and_does_not_change(
     with capture_output() as cap:
         ip.run_line_magic("holy", "mock start")
     assert "cassettes" not in cap.stdout  # nothing to warn about
+
+
+# -- tool calls and thinking, end to end (the real client and mock) ----------------------------
+
+WEATHER = "What is the weather in Bangkok and Chiang Mai right now?"
+
+
+@pytest.mark.parametrize("flags", ["", "--no-stream"])
+def test_tool_calls_show_as_blocks_and_reach_the_variable(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock, flags: str
+) -> None:
+    use_mock(holy_mock_factory(speed=4))
+    ip.run_cell_magic("holy", f"-o reply {flags}", WEATHER)
+    outputs = recorder.outputs()
+    *calls, stats = [o["data"] for o in outputs]
+    assert len(calls) == 2
+    for call, city in zip(calls, ("Bangkok", "Chiang Mai"), strict=True):
+        assert call["text/markdown"].startswith("🔧 **Tool call** `get_weather`")
+        assert f'"{city}' in call["text/markdown"] and '```json\n{\n  "' in call["text/markdown"]
+        assert call["text/plain"].startswith("tool call get_weather({")
+    assert stats["text/plain"].startswith("deepseek-v3.2 · ")
+    reply = ip.user_ns["reply"]
+    assert reply == "" and [c["function"]["name"] for c in reply.tool_calls] == ["get_weather"] * 2
+    args = [json.loads(c["function"]["arguments"]) for c in reply.tool_calls]
+    assert [a["city"] for a in args] == ["Bangkok", "Chiang Mai"]
+    if not flags:  # streamed: the arguments grew in place, fragment by fragment
+        updates = [m for m in recorder.messages if "Tool call" in str(m.get("data"))]
+        assert len(updates) > 2
+
+
+def test_reasoning_shows_a_thinking_block_above_the_answer(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock, magics: HolyMagics
+) -> None:
+    use_mock(holy_mock_factory(tps=400))
+    magics.extra_headers = {"X-Mock-Reasoning": "40"}
+    ip.run_cell_magic("holy", "--max-tokens 20 -o reply", "Is 97 prime?")
+    outputs = [o["data"] for o in recorder.outputs()]
+    thinking, *answer, stats = outputs
+    assert thinking["text/markdown"].startswith('<details class="holynb-thinking">')
+    assert thinking["text/plain"].startswith("💭 Thought for ")
+    assert answer and "<details" not in "".join(a["text/markdown"] for a in answer)
+    assert re.search(r"· thinking [\d.]+ s \(40 tokens\) ·", stats["text/plain"]), stats
+    reply = ip.user_ns["reply"]
+    assert reply.reasoning and reply.reasoning not in reply
+    # While it thought, the block was open.
+    first = recorder.display_messages()[0]["data"]["text/markdown"]
+    assert first.startswith('<details class="holynb-thinking" open>')
+
+
+def test_no_reasoning_hides_the_block_but_keeps_the_text(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock, magics: HolyMagics
+) -> None:
+    use_mock(holy_mock_factory(tps=0))
+    magics.extra_headers = {"X-Mock-Reasoning": "10"}
+    ip.run_cell_magic("holy", "--max-tokens 5 --no-reasoning -o reply", "q")
+    assert not any("<details" in str(m.get("data")) for m in recorder.messages)
+    assert ip.user_ns["reply"].reasoning
+    assert "thinking" in texts(recorder.outputs())[-1]  # still in the stats line
+
+
+def test_recorded_reasoning_cassette(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock
+) -> None:
+    use_mock(holy_mock_factory(speed=0))
+    prompt = shipped_prompt("reasoning-answer")
+    ip.run_cell_magic("holy", "-o reply", prompt)
+    outputs = [o["data"] for o in recorder.outputs()]
+    assert "Thought for" in outputs[0]["text/plain"]
+    assert "1013" in ip.user_ns["reply"] and ip.user_ns["reply"].reasoning
+
+
+def test_verify_trusts_a_private_ca_and_says_so_when_missing(
+    ip: InteractiveShell, recorder: Recorder, magics: HolyMagics, tmp_path
+) -> None:
+    from tls_mock import tls_mock
+
+    from mockserver import MOCK_KEY
+
+    with tls_mock(tmp_path) as (url, bundle):
+        _config.configure(base_url=url, api_key=MOCK_KEY)
+        ip.run_cell_magic("holy", "--max-tokens 3 --retries 0", "q")
+        line = texts(recorder.outputs())[-1]
+        assert line.startswith("⚠ ") and "%config HolyMagics.verify" in line  # the CA is unknown
+        ip.run_line_magic("config", f"HolyMagics.verify = {bundle!r}")
+        ip.run_cell_magic("holy", "--max-tokens 3", "q")
+    assert magics.turns[-1].outcome == "ok"

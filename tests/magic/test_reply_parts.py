@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from magicutil import ContentDelta, ReasoningDelta, Recorder, ToolCallDelta
+from magicutil import Recorder
 
+from holynb import ContentDelta, ReasoningDelta, ToolCallDelta
 from holynb.notebook.live_markdown import Budget
 from holynb.notebook.output import RichOutput, TextOutput, show_event
 from holynb.notebook.reply_parts import (

@@ -306,3 +306,47 @@ def test_mock_panel_says_how_the_mock_paces_replies() -> None:
         panel.close()
     with pytest.raises(TypeError, match="unknown mock option"):
         ChatPanel(mock={"tokens_per_second": 60})
+
+
+async def test_verify_reaches_the_client(tmp_path: Any) -> None:
+    from tls_mock import tls_mock
+
+    from holynb import ChatPanel
+
+    with tls_mock(tmp_path) as (url, bundle):
+        panel = ChatPanel(base_url=url, api_key="sk-holynb-mock", verify=bundle, max_tokens=3)
+        try:
+            assert await panel.send("hello") and panel.banner == ""
+        finally:
+            await panel.aclose()
+        panel = ChatPanel(base_url=url, api_key="sk-holynb-mock", max_tokens=3)
+        try:
+            await panel.send("hello")
+            assert "ChatPanel(verify=" in panel.banner
+        finally:
+            await panel.aclose()
+
+
+async def test_tool_calls_and_thinking_end_to_end(holy_mock_factory: Any, make_panel: Any) -> None:
+    mock = holy_mock_factory(speed=4, reasoning_tokens=12, tps=400)
+    panel = make_panel(mock)
+    await panel.send("What is the weather in Bangkok and Chiang Mai right now?")
+    message = panel._messages[-1]
+    calls = [c for c in message.body.children if "holynb-tool-call" in c._dom_classes]
+    assert len(calls) == 2 and "get_weather" in calls[0].value and "Chiang Mai" in calls[1].value
+    assert [c["function"]["name"] for c in panel.messages[-1]["tool_calls"]] == ["get_weather"] * 2
+    assert "🔧 Tool call `get_weather`" in panel.export()
+    # Tool calls are not sent back: the panel runs no tools, so no result could follow them.
+    await panel.send("And tomorrow?")
+    sent = mock.journal()[-1]["request"]["messages"]
+    assert all("tool_calls" not in m for m in sent)
+
+    reply = await panel.send("Is 97 a prime number?")
+    message = panel._messages[-1]
+    thinking = message.body.children[0]
+    assert thinking.value.startswith('<details class="holynb-thinking"><summary>💭 Thought for')
+    assert message.reasoning and reply and message.reasoning not in reply
+    assert "thinking" in message.footer_text and "(12 tokens)" in message.footer_text
+    panel.show_reasoning = False
+    await panel.send("Once more?")
+    assert "holynb-thinking" not in str([c.value for c in panel._messages[-1].body.children])
