@@ -32,6 +32,12 @@ Face = Literal["magic", "panel"]
 # The error line fits one line of a notebook output at this many columns.
 LINE_WIDTH = 100
 _HTTP_FROM_URL = re.compile(r"^HTTP (\d{3}) from \S+: ")
+_TIMEOUT_WORDS = {
+    "connect": "Could not connect within {seconds:g} s",
+    "first_token": "No first token within {seconds:g} s",
+    "idle": "Stalled: no data for {seconds:g} s",
+    "total": "The reply took longer than {seconds:g} s",
+}
 
 _MAGIC_TIMEOUT_ADVICE = {
     "connect": "check the base URL, or allow longer: --connect-timeout 30",
@@ -47,12 +53,27 @@ def what_happened(exc: BaseException) -> str:
     The endpoint URL of an HTTP error is left out (``HTTP 401: …``): the user knows where the
     cell sends its requests, and the line has room for the server's words instead.
     """
-    if isinstance(exc, HolyError):
+    if isinstance(exc, StreamTimeout) and exc.phase in _TIMEOUT_WORDS:
+        # Said from the error's fields: the client's message names its keyword arguments.
+        text = _TIMEOUT_WORDS[exc.phase].format(seconds=exc.timeout)
+    elif isinstance(exc, MalformedChunkError):
+        text = "A chunk of the reply was not valid JSON"
+    elif isinstance(exc, APIStatusError) and (said := _server_says(exc)):
+        text = f"HTTP {exc.status_code}: {said}"
+    elif isinstance(exc, HolyError):
         text = exc.message
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     text = _HTTP_FROM_URL.sub(r"HTTP \1: ", " ".join(text.split()))
     return scrub(text)
+
+
+def _server_says(exc: APIStatusError) -> str:
+    """The server's own error message, from the error body ('' if it gave none)."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"].strip()
+    return error.strip() if isinstance(error, str) else ""
 
 
 def advice(exc: BaseException, face: Face) -> str:
@@ -84,7 +105,7 @@ def advice(exc: BaseException, face: Face) -> str:
             return _MAGIC_TIMEOUT_ADVICE.get(exc.phase, again)
         return f"the server is slow; {again}"
     if isinstance(exc, MalformedChunkError):
-        return f"the server sent a broken chunk; {again}"
+        return again
     if isinstance(exc, ConnectError):
         return _connect_advice(exc, magic)
     if isinstance(exc, StreamInterrupted):

@@ -29,7 +29,7 @@ FAULTS = [
      "the server failed", False),
     ("disconnect", fault_cell("X-Mock-Fault", "disconnect:after=5"), "run the cell again", True),
     ("reset", fault_cell("X-Mock-Fault", "reset:after=5"), "run the cell again", True),
-    ("malformed", fault_cell("X-Mock-Fault", "malformed:at=5"), "broken chunk", True),
+    ("malformed", fault_cell("X-Mock-Fault", "malformed:at=5"), "not valid JSON", True),
     ("error-event", fault_cell("X-Mock-Fault", "error-event:at=5"), "run the cell again", True),
     ("idle", fault_cell("X-Mock-Fault", "stall:after=5,ms=3000", "--idle-timeout 0.3"),
      "--idle-timeout", True),

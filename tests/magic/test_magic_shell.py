@@ -341,7 +341,7 @@ def test_rate_limit_retries_live_then_gives_up(
     [
         ("status:code=500", "--retries 0", "the server failed; run the cell again"),
         ("disconnect:after=5", "", "— run the cell again"),
-        ("malformed:at=5", "", "broken chunk"),
+        ("malformed:at=5", "", "not valid JSON — run the cell again"),
         ("stall:after=5,ms=3000", "--idle-timeout 0.3", "--idle-timeout"),
         ("stall:after=5,ms=3000", "--timeout 0.4", "allow longer: --timeout"),
     ],

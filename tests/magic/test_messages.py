@@ -80,7 +80,7 @@ def test_one_line_one_hint_no_python_names(error: BaseException, face: str) -> N
         (ERRORS[9], "--timeout", "Retry"),
         (ERRORS[10], "--connect-timeout", "Retry"),
         (ERRORS[11], "run the cell again", "Retry"),
-        (ERRORS[12], "run the cell again", "Retry"),
+        (ERRORS[12], "run the cell again", "press Retry"),
         (ERRORS[13], "%holy error", "Retry"),
         (ERRORS[15], "check the base URL and the network", "check the base URL"),
         (ERRORS[16], "is the server running?", "is the server running?"),
@@ -96,9 +96,17 @@ def test_each_face_advises_with_its_own_controls(
 
 
 def test_the_message_never_includes_the_clients_hint() -> None:
-    line = error_line(ERRORS[8], "magic")
-    assert line.startswith("⚠ No data for 30 s. — ")
+    line = error_line(ERRORS[4], "magic")
+    assert line.startswith("⚠ Request too large (HTTP 413). — ")
     assert "idle_timeout=" not in line
+
+
+def test_timeouts_are_said_from_their_fields() -> None:
+    # The client's message may name its keyword ("(idle_timeout)"); the face does not.
+    error = StreamTimeout("No data for 30 s (idle_timeout)", phase="idle", timeout=30)
+    assert error_line(error, "magic") == (
+        "⚠ Stalled: no data for 30 s — allow longer pauses: --idle-timeout 60"
+    )
 
 
 @pytest.mark.parametrize("error", ERRORS[:13] + ERRORS[15:], ids=lambda e: type(e).__name__)

@@ -90,7 +90,7 @@ FAULTS = [
         False,
         id="first-token-timeout",
     ),
-    pytest.param({"fault": "malformed:at=4"}, {}, "broken chunk", True, id="malformed"),
+    pytest.param({"fault": "malformed:at=4"}, {}, "not valid JSON", True, id="malformed"),
     pytest.param(
         {"fault": "status:code=429,retry_after=0.1"},
         {"max_retries": 1},
