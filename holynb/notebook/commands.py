@@ -60,6 +60,7 @@ class Subcommands:
     max_retries: int
     max_updates_per_s: float
     prices: dict[str, Any]
+    verify: bool | str
 
     def run_subcommand(self, word: str, rest: str) -> None:
         """Run ``%holy <word> <rest>``."""
@@ -124,6 +125,7 @@ class Subcommands:
                 f"idle {self.idle_timeout}, total {self.total_timeout}"
             ),
             "max_retries": self.max_retries,
+            "verify (TLS)": self.verify,
             "max_updates_per_s": self.max_updates_per_s,
             "prices ($/MTok in/out)": prices,
             "mock": self._mock.url if self._mock is not None else "not running",

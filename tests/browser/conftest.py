@@ -1,5 +1,5 @@
-"""Fixtures of the browser tests: one Jupyter server and one Chromium for the whole session, a
-fresh browser context (and page) per test, every test in JupyterLab and in Notebook 7."""
+"""Fixtures of the browser tests: one Jupyter server for the whole session, a fresh Chromium
+(and user-data dir) per test, every test in JupyterLab and in Notebook 7."""
 
 from __future__ import annotations
 
@@ -31,21 +31,26 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]
         yield server
 
 
-@pytest.fixture(scope="session")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Debian's Chromium via Playwright (the test is skipped where it is not installed)."""
+@pytest.fixture
+def chromium(tmp_path: Any) -> Iterator[Any]:
+    """Debian's Chromium via Playwright, with a fresh user-data dir (skipped where absent).
+
+    Per test, not per session: while Playwright's sync API is open, its event loop counts as
+    running in this thread, and the async tests that follow could not start their own.
+    """
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt install chromium)")
     from playwright.sync_api import sync_playwright
 
-    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user-data dir
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile),
+            str(tmp_path / "chromium-profile"),
             executable_path=str(CHROMIUM),
             headless=True,
             args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 1000},
+            # "Code → cell" copies to the clipboard where it cannot insert a cell.
+            permissions=["clipboard-read", "clipboard-write"],
         )
         try:
             yield context

@@ -140,6 +140,18 @@ def test_panel_streams_stops_and_puts_code_in_a_new_cell(
     status = page.locator(".holynb-status").inner_text()
     assert status == "Code inserted into a new cell below the panel."
     nb.screenshot("panel-code-to-cell")
+    # Where no frontend extension answers (VS Code, an old install), the code goes to the
+    # clipboard and the status says exactly that. (Here: the extension's event is stopped.)
+    page.evaluate(
+        "() => window.addEventListener('holynb:insert-cell',"
+        " e => e.stopImmediatePropagation(), true)"
+    )
+    page.locator("button.holynb-insert").click()
+    page.wait_for_function(
+        "() => document.querySelector('.holynb-status').innerText.startsWith('Copied')"
+    )
+    assert len(nb.sources()) == cells_before + 1  # no second cell
+    assert page.evaluate("() => navigator.clipboard.readText()") == sources[1]
     print(f"\n{nb.frontend}: Stop click -> marker visible in {stop_ms:.0f} ms (in the page)")
     assert stop_ms < 1000  # generous; the 200 ms bound is checked headless
 
