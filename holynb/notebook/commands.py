@@ -230,7 +230,10 @@ class Subcommands:
             raise UsageError(_MOCK_USAGE) from None
         if self._mock is not None:
             self._mock_stop(quiet=True)
-        mock = _mock.start_mock(**options)
+        try:
+            mock = _mock.start_mock(**options)
+        except (ValueError, TypeError, OSError) as exc:  # bad options, cassettes or port
+            raise UsageError(f"The mock server did not start: {exc}") from None
         self._mock = mock
         # What configure() had set before, restored by ``%holy mock stop``.
         self._mock_saved = _config.snapshot_defaults()

@@ -92,6 +92,8 @@ def test_no_raw_markdown_while_a_table_or_code_span_streams(
     nb: NotebookPage, tmp_path: Path
 ) -> None:
     prompt = "Show the prices as a table."
+    tmp_path = tmp_path / "cassettes"  # a folder of its own: the mock reads every file in it
+    tmp_path.mkdir()
     write_cassette(tmp_path, "table", prompt, TABLE_PIECES, at=TABLE_AT)
     cells = [
         f"%load_ext holynb\n%holy mock start --cassettes {tmp_path}",

@@ -597,3 +597,9 @@ def test_verify_trusts_a_private_ca_and_says_so_when_missing(
         ip.run_line_magic("config", f"HolyMagics.verify = {bundle!r}")
         ip.run_cell_magic("holy", "--max-tokens 3", "q")
     assert magics.turns[-1].outcome == "ok"
+
+
+def test_a_mock_that_cannot_start_is_one_line(ip: InteractiveShell, tmp_path) -> None:
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(UsageError, match="The mock server did not start: .*broken.json"):
+        ip.run_line_magic("holy", f"mock start --cassettes {tmp_path}")
