@@ -31,10 +31,6 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
-BENCH_DESCRIPTION = (
-    "Run N requests at concurrency C against an endpoint (default: the bundled mock) and report "
-    "TTFT, inter-token latency, time per output token, end-to-end latency and throughput."
-)
 # Matches the bundled long Markdown cassette (mockserver/cassettes/long-markdown.json), a ~29 s
 # recording; the demo replays it at 10x speed so that it finishes in about three seconds.
 DEMO_PROMPT = "Explain how to stream chat completions into a Jupyter notebook."
@@ -49,12 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if args.command == "bench":
-        # The bench module owns its options; load it only when `bench` is the command.
-        from holynb.bench import add_cli_arguments
+        # holynb.bench.cli owns the options; load it only when `bench` is the command.
+        from holynb.bench.cli import build_parser as build_bench_parser
 
-        bench_parser = argparse.ArgumentParser(prog="holynb bench", description=BENCH_DESCRIPTION)
-        add_cli_arguments(bench_parser)
-        args = bench_parser.parse_args(rest, namespace=args)
+        args = build_bench_parser().parse_args(rest, namespace=args)
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     _make_stdout_safe()
@@ -116,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_endpoint_arguments(models)
     models.set_defaults(run=_run_models)
 
-    # `holynb bench` options (and its --help) are parsed in main(), by holynb.bench's parser.
+    # `holynb bench` options (and its --help) are parsed in main(), by holynb.bench.cli.
     bench = sub.add_parser(
         "bench", help="measure TTFT, inter-token latency and throughput", add_help=False
     )
@@ -236,7 +230,7 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from holynb.bench import run_cli
+    from holynb.bench.cli import run_cli
 
     return run_cli(args)
 

@@ -43,11 +43,12 @@ Opener = Callable[[StreamStats], Awaitable[Attempt]]
 
 
 class AsyncStream:
-    """A streamed chat completion: ``async with`` it, then ``async for delta in stream``.
+    """A streamed chat completion: ``async with`` it, then ``async for delta in stream``
+    (answer text) or ``async for event in stream.events()`` (typed events).
 
-    ``.text``, ``.finish_reason``, ``.usage``, ``.tool_calls``, ``.model`` and ``.stats`` are
-    live while it runs and final once it ends. Leaving the ``async with`` early (or ``aclose()``)
-    closes the upstream connection at once.
+    ``.text``, ``.reasoning``, ``.finish_reason``, ``.usage``, ``.tool_calls``, ``.model`` and
+    ``.stats`` are live while it runs and final once it ends. Leaving the ``async with`` early
+    (or ``aclose()``) closes the upstream connection at once.
     """
 
     def __init__(

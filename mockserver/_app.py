@@ -185,7 +185,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sync_forever(store: SharedStore) -> None:
-    """Write in-progress records' frame counts to the shared store, every ``SYNC_S``."""
+    """Flush this worker's journal to the shared store every ``SYNC_S``."""
     while True:
         await asyncio.sleep(SYNC_S)
         store.sync()
@@ -204,19 +204,23 @@ async def _drain(app: web.Application) -> None:
 
 
 def create_app(
-    config: MockConfig | None = None, *, shared: str | Path | None = None, **options: Any
+    config: MockConfig | None = None,
+    *,
+    shared: str | Path | None = None,
+    slot: int = 0,
+    **options: Any,
 ) -> web.Application:
     """Build the mock's aiohttp application from a config (or keyword options).
 
-    ``shared`` is the SQLite file the workers of a multi-process server share (see
-    ``_workers``); leave it out for one process.
+    ``shared`` is the SQLite file the workers of a multi-process server share and ``slot`` this
+    worker's number (see ``_workers``); leave them out for one process.
     """
     if config is None:
         config = make_config(**options)
     elif options:
         raise TypeError("pass either a MockConfig or keyword options, not both")
     app = web.Application(middlewares=[openai_errors], client_max_size=config.max_body_bytes)
-    state = MockState(config, shared=shared)
+    state = MockState(config, shared=shared, slot=slot)
     app[STATE] = state
     app[PIPELINE] = Pipeline(state)
     app.add_routes(routes)

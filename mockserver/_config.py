@@ -134,8 +134,8 @@ class MockConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port!r}")
-        if not 1 <= self.workers <= 256:
-            raise ValueError(f"workers must be 1-256, got {self.workers!r}")
+        if not 1 <= self.workers <= 64:
+            raise ValueError(f"workers must be 1-64, got {self.workers!r}")
         if not 0 <= self.reasoning_tokens <= MAX_REASONING_TOKENS:
             raise ValueError(f"reasoning_tokens must be 0-{MAX_REASONING_TOKENS}, got "
                              f"{self.reasoning_tokens!r}")

@@ -19,11 +19,14 @@ __all__ = ["MockState"]
 
 
 class MockState:
-    """The app's shared state. ``shared`` names the SQLite file of a multi-worker server."""
+    """The app's shared state. ``shared`` names the SQLite file of a multi-worker server and
+    ``slot`` this worker's number among them."""
 
-    def __init__(self, config: MockConfig, *, shared: str | Path | None = None) -> None:
+    def __init__(
+        self, config: MockConfig, *, shared: str | Path | None = None, slot: int = 0
+    ) -> None:
         self.config = config
-        self.store: Store = SharedStore(shared) if shared else MemoryStore()
+        self.store: Store = SharedStore(shared, slot=slot) if shared else MemoryStore()
         self.journal = Journal(self.store)
         self.cassettes = CassetteStore(config.cassette_paths, strict=config.strict,
                                        counter=self._cassette_count)

@@ -6,13 +6,15 @@ them in the process (one server). :class:`SharedStore` keeps them in one SQLite 
 that every worker opens, so a request to any worker sees the records of all of them, a reset
 resets all, and a key's bucket is one bucket whatever worker its requests reach.
 
-A record in progress lives in its worker's memory; the shared store gets it when it begins and
-when it ends, and while it streams a few at a time: every :data:`SYNC_S` seconds a worker writes
-the :data:`SYNC_BATCH` records whose frame count it wrote longest ago (the whole record the first
-time, then only the count). Another worker so sees an in-progress record's fields and
-``chunks_sent`` about a second late at a thousand streams a worker (sooner with fewer); the
-serving worker sees it exactly. Small batches keep each write to a millisecond or two, so the
-frames of the worker's streams are not held up.
+No request waits for the file to write its journal record. A worker keeps its own records in
+memory (exact for requests to it) and flushes every :data:`SYNC_S` seconds in one transaction:
+records begun or ended since the last flush, whole, and the frame counts of the
+:data:`SYNC_BATCH` records in progress it wrote longest ago. The flush never waits for the lock
+(a busy file is tried again next time), so another process can never hold up a worker's event
+loop. Another worker's records are therefore visible from ~50 ms after they begin or end; at a
+thousand streams a worker an in-progress record's ``chunks_sent`` lags by about a second. The
+repeat counters and rate-limit buckets are read and written in place (a request waits for them),
+only when seeds, cassette sequences or ``--rate-limit`` are in use.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["JOURNAL_SIZE", "SYNC_BATCH", "SYNC_S", "MemoryStore", "SharedStore", "Store"]
 
 JOURNAL_SIZE = 10_000  # records kept (oldest dropped first)
-SYNC_S = 0.1  # how often a worker writes in-progress records to the shared store
-SYNC_BATCH = 128  # and how many at most each time
+SYNC_S = 0.05  # how often a worker flushes its journal to the shared store
+SYNC_BATCH = 128  # in-progress frame counts written per flush, at most
+_EPOCH_MS = 1_735_689_600_000  # 2025-01-01: record ids count milliseconds from here
 DEFAULT_PAGE = 1000  # records per journal page when no limit is given over HTTP
 
 
@@ -109,8 +112,10 @@ class MemoryStore:
 
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, doc TEXT NOT NULL,
                                     chunks INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS meta (gen INTEGER NOT NULL, reset_at REAL NOT NULL);
+INSERT INTO meta (gen, reset_at) SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM meta);
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL,
                                     stamp REAL NOT NULL);
@@ -118,80 +123,134 @@ CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL,
 
 
 class SharedStore:
-    """Everything in one SQLite file (WAL mode) shared by the worker processes."""
+    """Everything in one SQLite file (WAL mode) shared by the worker processes.
 
-    def __init__(self, path: str | Path) -> None:
+    ``slot`` (0-63) is this worker's number: record ids are made here, without touching the
+    file — 41 bits of milliseconds since 2025, 6 of slot, 6 of sequence — so they are unique
+    across workers, grow with time, and stay below 2**53 (exact in any JSON reader).
+    """
+
+    def __init__(self, path: str | Path, *, slot: int = 0) -> None:
         self.path = Path(path)
+        self.slot = slot
         # Autocommit (isolation_level None): each statement is its own short transaction;
-        # the bucket draw takes an explicit IMMEDIATE one. Losing the file to a power cut is
-        # fine (it is a test server's scratch state), so the disk is never waited for.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=10.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
+        # counters, buckets and resets take explicit IMMEDIATE ones. Losing the file to a power
+        # cut is fine (it is a test server's scratch state), so the disk is never waited for.
+        self._db = self._connect(timeout=10.0)
         self._db.executescript(_SCHEMA)
+        # The journal's writes never wait for the other workers' lock: a busy file is retried
+        # at the next flush, so the event loop is never held by another process.
+        self._flush_db = self._connect(timeout=0.0)
+        self._records: deque[Record] = deque(maxlen=JOURNAL_SIZE)  # this worker's, exact
         self._live: dict[int, Record] = {}
+        self._pending: dict[int, Record] = {}  # to write whole at the next flush
         self._synced: dict[int, tuple[int, float]] = {}  # id -> (chunks written, when)
-        self._clock = time.monotonic
-        self._adds = 0
+        self._gen = self._generation(self._db)[0]
+        self._tick = self._seq = 0  # the last id's millisecond and sequence
+        self._flushes = 0
+
+    def _connect(self, *, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                             timeout=timeout)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")
+        return db
+
+    @staticmethod
+    def _generation(db: sqlite3.Connection) -> tuple[int, float]:
+        return db.execute("SELECT gen, reset_at FROM meta").fetchone()
+
+    def _catch_up(self, generation: tuple[int, float]) -> None:
+        """Another process reset the store: forget this worker's records begun before it (not
+        those begun since, before this worker noticed)."""
+        gen, reset_at = generation
+        if gen == self._gen:
+            return
+        self._gen = gen
+        kept = [r for r in self._records if r.started >= reset_at]
+        self._records.clear()
+        self._records.extend(kept)
+        ids = {r.id for r in kept}
+        for table in (self._live, self._pending, self._synced):
+            for record_id in [i for i in table if i not in ids]:
+                del table[record_id]
 
     def journal_add(self, record: Record) -> int:
-        """Insert a new record; return its id (unique across workers)."""
-        (record_id,) = self._db.execute(
-            "INSERT INTO journal (doc) VALUES (?) RETURNING id", (self._doc(record),)
-        ).fetchone()
+        """Keep a new record (it reaches the file at the next flush); return its id."""
+        tick = int(time.time() * 1000) - _EPOCH_MS
+        if tick > self._tick:
+            self._tick, self._seq = tick, 0
+        else:  # the same millisecond (or the clock stepped back): next in sequence
+            self._seq += 1
+            if self._seq > 63:
+                self._tick, self._seq = self._tick + 1, 0
+        record_id = self._tick << 12 | self.slot << 6 | self._seq
+        self._records.append(record)
         self._live[record_id] = record
-        self._adds += 1
-        if self._adds % 256 == 0:
-            self._db.execute("DELETE FROM journal WHERE id <= ?", (record_id - JOURNAL_SIZE,))
+        self._pending[record_id] = record
         return record_id
 
     def journal_save(self, record: Record) -> None:
-        """Write a record's current state (it is no longer live once it has ended)."""
-        self._db.execute("UPDATE journal SET doc = ?, chunks = ? WHERE id = ?",
-                         (self._doc(record), record.chunks_sent, record.id))
-        if record.finished:
-            self._live.pop(record.id, None)
+        """A record ended: write it whole at the next flush."""
+        if record.finished and self._live.pop(record.id, None) is not None:
             self._synced.pop(record.id, None)
+            self._pending[record.id] = record
 
     def sync(self, batch: int = SYNC_BATCH) -> None:
-        """Write up to ``batch`` of this worker's records in progress whose frame count changed,
-        those written longest ago first: a record's first write is whole, later ones the count."""
+        """Flush: new and ended records whole, and the frame counts of up to ``batch`` records
+        in progress (written longest ago first). A busy file is left for the next flush."""
         synced = self._synced
-        dirty = [r for r in self._live.values()
-                 if synced.get(r.id, (-1, 0.0))[0] != r.chunks_sent]
-        if not dirty:
-            return
+        dirty = [r for r in self._live.values() if r.id not in self._pending
+                 and synced.get(r.id, (-1, 0.0))[0] != r.chunks_sent]
         dirty.sort(key=lambda r: synced.get(r.id, (-1, 0.0))[1])
-        now = self._clock()
-        self._db.execute("BEGIN")
+        dirty = dirty[:batch]
+        if not self._pending and not dirty:
+            return
+        db = self._flush_db
         try:
-            for record in dirty[:batch]:
-                if record.id in synced:
-                    self._db.execute("UPDATE journal SET chunks = ? WHERE id = ?",
-                                     (record.chunks_sent, record.id))
-                else:
-                    self._db.execute("UPDATE journal SET doc = ?, chunks = ? WHERE id = ?",
-                                     (self._doc(record), record.chunks_sent, record.id))
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return  # another worker is writing: next time
+        try:
+            self._catch_up(self._generation(db))
+            whole = list(self._pending.values())
+            db.executemany("INSERT OR REPLACE INTO journal (id, doc, chunks) VALUES (?, ?, ?)",
+                           [(r.id, self._doc(r), r.chunks_sent) for r in whole])
+            db.executemany("UPDATE journal SET chunks = ? WHERE id = ?",
+                           [(r.chunks_sent, r.id) for r in dirty if r.id in self._live])
+            self._flushes += 1
+            if self._flushes % 64 == 0:  # keep the newest JOURNAL_SIZE records
+                db.execute("DELETE FROM journal WHERE id < (SELECT id FROM journal ORDER BY id "
+                           "DESC LIMIT 1 OFFSET ?)", (JOURNAL_SIZE - 1,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        now = time.monotonic()
+        for record in whole:
+            if not record.finished:
                 synced[record.id] = (record.chunks_sent, now)
-        finally:
-            self._db.execute("COMMIT")
+        for record in dirty:
+            synced[record.id] = (record.chunks_sent, now)
+        self._pending.clear()
 
     def journal_page(self, after: int, limit: int | None) -> list[dict[str, Any]]:
-        """Records with an id above ``after``, oldest first; this worker's live ones exact."""
+        """Records with an id above ``after``, oldest first: this worker's exactly, the other
+        workers' as of their last flush."""
+        self._catch_up(self._generation(self._db))
         rows = self._db.execute(
             "SELECT id, doc, chunks FROM journal WHERE id > ? ORDER BY id LIMIT ?",
             (after, -1 if limit is None else limit),
         ).fetchall()
-        out = []
+        found: dict[int, dict[str, Any]] = {}
         for record_id, doc, chunks in rows:
-            live = self._live.get(record_id)
-            if live is not None:
-                out.append(live.public())
-            else:
-                out.append({"id": record_id, **json.loads(doc)})
-                out[-1]["chunks_sent"] = chunks
-        return out
+            found[record_id] = {"id": record_id, **json.loads(doc)}
+            found[record_id]["chunks_sent"] = chunks
+        for record in list(self._records):  # this worker's own: as they are now
+            if record.id > after:
+                found[record.id] = record.public()
+        ordered = [found[i] for i in sorted(found)]
+        return ordered if limit is None else ordered[:limit]
 
     def count(self, key: str) -> int:
         """How often ``key`` was counted before (by any worker); counts it once more."""
@@ -219,20 +278,24 @@ class SharedStore:
         return ok, int(tokens), wait
 
     def reset(self) -> None:
-        """Forget every worker's records, counters and buckets."""
+        """Forget every worker's records, counters and buckets (the others see the new
+        generation at their next flush or read, and drop their older records)."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             for table in ("journal", "counters", "buckets"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            self._db.execute("UPDATE meta SET gen = gen + 1, reset_at = ?", (time.time(),))
+            gen = self._generation(self._db)
         finally:
             self._db.execute("COMMIT")
-        self._live.clear()
-        self._synced.clear()
+        self._catch_up(gen)
 
     def close(self) -> None:
-        """Write what is still live and close the file."""
-        for record in list(self._live.values()):
-            self.journal_save(record)
+        """Flush what this worker still holds and close the file."""
+        self._pending.update(self._live)
+        self._flush_db.close()
+        self._flush_db = self._db  # the last flush may wait for the lock
+        self.sync()
         self._db.close()
 
     @staticmethod

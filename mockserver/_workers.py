@@ -13,9 +13,9 @@ visible from any request, ``/_mock/reset`` resets all of them, and a rate limit 
 key across workers. SIGINT or SIGTERM to the supervisor stops every worker the graceful way (each
 drains its open streams, bounded by ``drain_timeout_s``); a worker that dies is restarted.
 
-A worker is ``python -c "...worker_main()" --port P --store FILE``; it reads its config as JSON
-on stdin (never on the command line, where other users could read an API key) and prints
-``ready`` once it listens.
+A worker is ``python -c "...worker_main()" --port P --store FILE --slot I``; it reads its
+config as JSON on stdin (never on the command line, where other users could read an API key)
+and prints ``ready`` once it listens.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class Supervisor:
         self._dir = tempfile.mkdtemp(prefix="holynb-mock-")
         self.store_path = Path(self._dir) / "store.sqlite"
         try:
-            self._procs = [self._spawn() for _ in range(self.config.workers)]
+            self._procs = [self._spawn(slot) for slot in range(self.config.workers)]
             for proc in self._procs:
                 self._wait_ready(proc)
         except BaseException:
@@ -104,13 +104,13 @@ class Supervisor:
             raise
         return self.url
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
         env = {**os.environ,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(_PACKAGE_ROOT),
                                                            os.environ.get("PYTHONPATH")]))}
         proc = subprocess.Popen(
             [sys.executable, "-c", _WORKER, "--port", str(self.port),
-             "--store", str(self.store_path)],
+             "--store", str(self.store_path), "--slot", str(slot)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
         )
         assert proc.stdin is not None
@@ -137,7 +137,7 @@ class Supervisor:
                 raise RuntimeError("mock workers keep dying; giving up")
             print(f"holynb-mock: worker {proc.pid} exited ({proc.returncode}); restarting",
                   file=sys.stderr, flush=True)
-            self._procs[i] = self._spawn()
+            self._procs[i] = self._spawn(i)
             self._wait_ready(self._procs[i])
 
     def stop(self) -> None:
@@ -181,12 +181,12 @@ class Supervisor:
         return 0
 
 
-async def _work(config: MockConfig, port: int, store: str) -> None:
+async def _work(config: MockConfig, port: int, store: str, slot: int) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    app = create_app(config, shared=store)
+    app = create_app(config, shared=store, slot=slot)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                            shutdown_timeout=config.drain_timeout_s)
     await runner.setup()
@@ -204,6 +204,7 @@ def worker_main() -> None:
     p = argparse.ArgumentParser(prog="mockserver worker")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--store", required=True)
+    p.add_argument("--slot", type=int, required=True)
     args = p.parse_args()
     config = make_config(**json.loads(sys.stdin.read()))
-    asyncio.run(_work(config, args.port, args.store))
+    asyncio.run(_work(config, args.port, args.store, args.slot))

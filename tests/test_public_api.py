@@ -103,15 +103,16 @@ def test_mockserver_imports_only_the_sse_decoder_from_holynb() -> None:
     assert not offenders, offenders
 
 
-def test_import_holynb_is_lazy() -> None:
-    code = (
-        "import sys, holynb; "
-        "heavy = [m for m in ('httpx', 'aiohttp', 'IPython', 'ipywidgets') if m in sys.modules]; "
-        "print(','.join(heavy))"
-    )
-    out = subprocess.run(
+def _loaded_after(imports: str, modules: tuple[str, ...]) -> str:
+    """Which of ``modules`` a fresh interpreter has loaded after ``import <imports>``."""
+    code = f"import sys, {imports}; print(','.join(m for m in {modules!r} if m in sys.modules))"
+    return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def test_import_holynb_is_lazy() -> None:
+    out = _loaded_after("holynb", ("httpx", "aiohttp", "IPython", "ipywidgets"))
     assert out == "", f"'import holynb' pulled in heavy modules: {out}"
 
 
@@ -150,3 +151,23 @@ def test_network_layer_rules() -> None:
             if top == "aiohttp" and path in paths:
                 offenders.append(f"{rel} imports aiohttp outside holynb/_transports")
     assert not offenders, offenders
+
+
+def test_only_loadtest_imports_locust_or_gevent() -> None:
+    # Importing Locust monkey-patches the whole process (gevent): no other module may do it.
+    offenders = []
+    for path in sorted((ROOT / "holynb").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.name == "loadtest.py":
+            continue
+        for mod in _imported_modules(path):
+            top = mod.split(".")[0]
+            if top in {"locust", "gevent"} or (
+                rel.parts[1] == "bench" and top in {"IPython", "ipywidgets"}
+            ):
+                offenders.append(f"{rel} imports {mod}")
+    assert not offenders, offenders
+    out = _loaded_after(
+        "holynb.bench, holynb.bench.cli, holynb.bench.locust_stats", ("locust", "gevent", "IPython")
+    )
+    assert out == "", f"holynb.bench pulled in {out}"

@@ -402,6 +402,38 @@ def test_cli_output_with_faults(holy_mock_factory) -> None:
     assert_mock_clean(good)
 
 
+@pytest.mark.slow
+def test_locust_run_output_and_csv(holy_mock_factory, tmp_path) -> None:
+    # HolyUser in a real Locust process: refused streams (another key) and server errors land in
+    # Locust's failure table, its log, its CSV files and holynb's report — never the key.
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text(
+        "from holynb.loadtest import HolyUser\n\n"
+        "class SSE(HolyUser):\n    max_tokens = 4\n\n"
+        "class WS(HolyUser):\n    max_tokens = 4\n    transport = 'ws'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOLYSHEEP_", "HOLYNB_"))}
+    env["HOLYSHEEP_API_KEY"] = KEY
+    refusing = holy_mock_factory(keys=[OTHER_KEY])
+    failing = holy_mock_factory(keys=[KEY], fault="status:code=500")
+    for mock in (refusing, failing):
+        prefix = tmp_path / f"run{mock.port}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", "2",
+             "-r", "2", "--run-time", "5s", "--host", mock.url, "--csv", str(prefix)],
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr[-2000:]  # streams failed
+        assert "holynb report of a Locust run" in proc.stdout
+        assert_clean(proc.stdout, "Locust's stdout")
+        assert_clean(proc.stderr, "Locust's log")
+        for path in tmp_path.glob(f"{prefix.name}_*.csv"):
+            assert_clean(path.read_text(), path.name)
+        failures = (tmp_path / f"{prefix.name}_failures.csv").read_text()
+        assert "e2e" in failures and ("401" in failures or "500" in failures), failures
+        assert_mock_clean(mock)
+
+
 # -- committed files ---------------------------------------------------------------------------
 
 _KEYLIKE = re.compile(r"sk-[A-Za-z0-9_-]{10,}")

@@ -17,46 +17,81 @@ from dataclasses import dataclass, field
 from holynb._config import mask_url
 from holynb._errors import ConfigError
 
-__all__ = ["NetConfig", "ProxyPolicy", "make_ssl_context"]
+__all__ = ["NetConfig", "ProxyPolicy", "TLSConfig"]
 
 
-def make_ssl_context(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> ssl.SSLContext:
-    """The one SSL context of a client, from ``verify=`` and the environment."""
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if verify is True:
-        # Read the variables now rather than relying on OpenSSL's defaults, which aiohttp's
-        # import-time context froze: a variable set later (in a notebook) must still apply.
-        cafile = os.environ.get("SSL_CERT_FILE") or None
-        capath = os.environ.get("SSL_CERT_DIR") or None
-        if cafile is None and capath is None:
+class TLSConfig:
+    """The client's TLS trust: resolved (and checked) at client creation, built on first use.
+
+    Loading the system's CA store takes tens of milliseconds, so the ``ssl.SSLContext`` is made
+    when the first connection needs it — from the settings captured here, so a later change to
+    ``SSL_CERT_FILE`` does not affect this client. An explicit CA bundle is loaded at once, so
+    a bad one fails at creation.
+    """
+
+    __slots__ = ("_cafile", "_capath", "_source", "_context", "_insecure")
+
+    def __init__(self, verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> None:
+        self._cafile: str | None = None
+        self._capath: str | None = None
+        self._source = ""
+        self._context: ssl.SSLContext | None = None
+        self._insecure = False
+        if isinstance(verify, ssl.SSLContext):
+            self._context = verify
+        elif verify is False:
+            self._insecure = True
+        elif verify is True:
+            # Read the variables now rather than relying on OpenSSL's defaults, which aiohttp's
+            # import-time context froze: a variable set later (in a notebook) must still apply.
+            self._cafile = os.environ.get("SSL_CERT_FILE") or None
+            self._capath = os.environ.get("SSL_CERT_DIR") or None
+            self._source = "SSL_CERT_FILE" if self._cafile else "SSL_CERT_DIR"
+            _check_exists(self._cafile or self._capath, self._source)
+        elif isinstance(verify, str | os.PathLike):
+            path = os.fspath(verify)
+            _check_exists(path, "verify=")
+            if os.path.isdir(path):
+                self._capath = path
+            else:
+                self._cafile = path
+            self._source = "verify="
+            self._context = self._build()
+        else:
+            raise ConfigError(
+                "verify= must be True, False, a CA bundle path or an ssl.SSLContext, "
+                f"got {verify!r:.60}."
+            )
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        """The one SSL context of the client (made on first use)."""
+        if self._context is None:
+            self._context = self._build()
+        return self._context
+
+    def _build(self) -> ssl.SSLContext:
+        if self._insecure:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        if self._cafile is None and self._capath is None:
             return ssl.create_default_context()
-        return _context_from(cafile, capath, "SSL_CERT_FILE" if cafile else "SSL_CERT_DIR")
-    if isinstance(verify, str | os.PathLike):
-        path = os.fspath(verify)
-        if os.path.isdir(path):
-            return _context_from(None, path, "verify=")
-        return _context_from(path, None, "verify=")
-    raise ConfigError(
-        f"verify= must be True, False, a CA bundle path or an ssl.SSLContext, got {verify!r:.60}."
-    )
+        where = self._cafile or self._capath
+        try:
+            return ssl.create_default_context(cafile=self._cafile, capath=self._capath)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            error = ConfigError(
+                f"The CA bundle {where!r} ({self._source}) could not be loaded: {detail}."
+            )
+        raise error
 
 
-def _context_from(cafile: str | None, capath: str | None, source: str) -> ssl.SSLContext:
-    where = cafile or capath
-    if not where or not os.path.exists(where):
+def _check_exists(where: str | None, source: str) -> None:
+    if where is not None and not os.path.exists(where):
         raise ConfigError(f"The CA bundle {where!r} ({source}) does not exist.")
-    try:
-        return ssl.create_default_context(cafile=cafile, capath=capath)
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        error = ConfigError(f"The CA bundle {where!r} ({source}) could not be loaded: {detail}.")
-    raise error
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +139,14 @@ class ProxyPolicy:
 
 @dataclass(frozen=True, slots=True)
 class NetConfig:
-    """The network settings of one client: its SSL context and proxy policy."""
+    """The network settings of one client: its TLS trust and proxy policy."""
 
-    ssl: ssl.SSLContext
+    tls: TLSConfig
     proxy: ProxyPolicy
 
     @classmethod
     def resolve(
         cls, verify: bool | str | os.PathLike[str] | ssl.SSLContext, proxy: str | None
     ) -> NetConfig:
-        """Build both from the options and the environment, once."""
-        return cls(ssl=make_ssl_context(verify), proxy=ProxyPolicy.resolve(proxy))
+        """Resolve both from the options and the environment, once."""
+        return cls(tls=TLSConfig(verify), proxy=ProxyPolicy.resolve(proxy))

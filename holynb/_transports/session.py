@@ -111,7 +111,7 @@ class Session:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 limit_per_host=0,
-                ssl=self._net.ssl,
+                ssl=self._net.tls.context,
                 keepalive_timeout=30.0,
             )
             self._http = aiohttp.ClientSession(

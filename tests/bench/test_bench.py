@@ -17,7 +17,7 @@ async def test_result_structure_both_transports(holy_mock) -> None:
         api_key=MOCK_KEY,
         transport="both",
         requests=6,
-        concurrency=3,
+        max_concurrency=3,
         max_tokens=5,
     )
     assert list(result.summaries) == ["sse", "ws"]
@@ -31,8 +31,8 @@ async def test_result_structure_both_transports(holy_mock) -> None:
         assert summary.tpot_ms is not None and summary.e2e_ms is not None
         assert summary.ttft_ms.p50 > 0
         assert summary.e2e_ms.p50 >= summary.ttft_ms.p50
-        assert summary.request_throughput > 0 and summary.output_token_throughput > 0
-        assert summary.errors == {}
+        assert summary.request_throughput > 0 and summary.output_throughput > 0
+        assert summary.error_types == {}
     for record in result.records:
         assert record.ok and record.error is None
         assert record.tokens == 5 and len(record.itl_s) == 4
@@ -51,7 +51,7 @@ async def test_mock_controls_are_sent(holy_mock, transport: str) -> None:
         api_key=MOCK_KEY,
         transport=transport,
         requests=2,
-        concurrency=2,
+        max_concurrency=2,
         max_tokens=3,
         mock_ttft_ms=40,
         mock_tps=100,
@@ -72,7 +72,7 @@ async def test_errors_are_counted_not_fatal(holy_mock, transport: str) -> None:
             api_key=MOCK_KEY,
             transport=transport,
             requests=12,
-            concurrency=4,
+            max_concurrency=4,
             max_tokens=4,
             seed=11,
             mock_fault="status:code=500,p=0.5",
@@ -83,7 +83,7 @@ async def test_errors_are_counted_not_fatal(holy_mock, transport: str) -> None:
     assert summary.requests == 12
     assert 0 < summary.failed < 12
     assert summary.completed + summary.failed == 12
-    assert set(summary.errors) == {"APIStatusError"}
+    assert set(summary.error_types) == {"APIStatusError"}
     assert summary.ttft_ms is not None and summary.ttft_ms.count == summary.completed
     failed = [r for r in first.records if not r.ok]
     assert all(r.error and r.error.startswith("APIStatusError: ") for r in failed)
@@ -101,13 +101,13 @@ async def test_mid_stream_failure_keeps_partial_token_count(holy_mock, transport
         api_key=MOCK_KEY,
         transport=transport,
         requests=2,
-        concurrency=1,
+        max_concurrency=1,
         max_tokens=10,
         mock_fault="disconnect:after=3",
     )
     summary = result.summaries[transport]
     assert summary.failed == 2 and summary.ttft_ms is None
-    assert set(summary.errors) == {"StreamInterrupted"}
+    assert set(summary.error_types) == {"StreamInterrupted"}
     assert [r.tokens for r in result.records] == [3, 3]
 
 
@@ -117,7 +117,7 @@ async def test_unpooled_opens_a_client_per_request(holy_mock) -> None:
         api_key=MOCK_KEY,
         transport="both",
         requests=3,
-        concurrency=3,
+        max_concurrency=3,
         max_tokens=2,
         pooled=False,
     )
@@ -132,7 +132,7 @@ async def test_bundled_mock_and_progress() -> None:
         None,
         transport="ws",
         requests=3,
-        concurrency=2,
+        max_concurrency=2,
         max_tokens=2,
         mock_ttft_ms=0,
         mock_tps=0,
@@ -146,7 +146,7 @@ async def test_bundled_mock_and_progress() -> None:
 
 
 def test_sync_run_outside_and_inside_a_loop(holy_mock) -> None:
-    options = {"api_key": MOCK_KEY, "requests": 2, "concurrency": 2, "max_tokens": 2}
+    options = {"api_key": MOCK_KEY, "requests": 2, "max_concurrency": 2, "max_tokens": 2}
     assert bench.run(holy_mock.url, **options).summaries["sse"].completed == 2
 
     async def inside() -> bench.BenchResult:
@@ -159,7 +159,7 @@ def test_sync_run_outside_and_inside_a_loop(holy_mock) -> None:
     ("options", "message"),
     [
         ({"requests": 0}, "requests must be a positive integer"),
-        ({"concurrency": -1}, "concurrency must be a positive integer"),
+        ({"max_concurrency": -1}, "max_concurrency must be a positive integer"),
         ({"max_tokens": 1.5}, "max_tokens must be a positive integer"),
         ({"transport": "grpc"}, "transport must be one of sse, ws, both"),
         ({"mock_tps": -1}, "mock_tps must be >= 0"),
@@ -174,9 +174,9 @@ async def test_rejected_key_is_counted_and_never_shown(holy_mock_factory) -> Non
     secret = "sk-bench-secret-0123456789abcdef"
     mock = holy_mock_factory(keys=["sk-the-only-good-key-123456"])
     result = await bench.run_bench(
-        mock.url, api_key=secret, transport="both", requests=2, concurrency=1, max_tokens=2
+        mock.url, api_key=secret, transport="both", requests=2, max_concurrency=1, max_tokens=2
     )
-    assert all(set(s.errors) == {"AuthenticationError"} for s in result.summaries.values())
+    assert all(set(s.error_types) == {"AuthenticationError"} for s in result.summaries.values())
     rendered = result.table() + json.dumps(result.to_dict()) + result.csv()
     assert secret not in rendered
 

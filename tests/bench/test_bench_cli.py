@@ -37,7 +37,8 @@ def test_json_to_stdout_moves_the_table_to_stderr(holy_mock) -> None:
         summary = data["summary"][transport]
         assert (summary["completed"], summary["failed"]) == (4, 0)
         assert summary["total_output_tokens"] == 12
-        assert summary["ttft_ms"]["p50"] > 0
+        assert summary["median_ttft_ms"] > 0 and summary["p99_itl_ms"] > 0
+        assert summary["request_throughput"] > 0 and summary["output_throughput"] > 0
     assert len(data["requests"]) == 8
     assert "TTFT p50 (ms)" in proc.stderr
     assert "sse: 4/4 requests done" in proc.stderr  # not a terminal: one line per transport
@@ -93,3 +94,55 @@ def test_bad_input_is_one_clear_line() -> None:
     proc = _bench("--base-url", "http://127.0.0.1:9/v1", "--requests", "1", key=None)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("holynb bench: error: No API key")
+
+
+def test_open_loop_run_with_goodput_and_timeline(holy_mock) -> None:
+    proc = _bench(
+        "--base-url", holy_mock.url, "--request-rate", "25", "--burstiness", "0.5",
+        "--duration", "1", "--max-concurrency", "8", "--warmup", "2", "--max-tokens", "3",
+        "--seed", "9", "--goodput", "ttft:10000", "tpot:10000", "e2e:10000",
+        "--timeline", "--json", "-", "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    config = data["config"]
+    assert config["request_rate"] == 25 and config["burstiness"] == 0.5
+    assert config["max_concurrency"] == 8 and config["num_warmups"] == 2
+    assert config["time_limit_s"] == 1 and config["num_prompts"] is None
+    assert config["goodput"] == {"ttft": 10000, "tpot": 10000, "e2el": 10000}
+    summary = data["summary"]["sse"]
+    assert summary["completed"] == len(data["requests"]) > 0
+    assert summary["request_goodput"] == summary["request_throughput"]
+    assert summary["good_requests"] == summary["completed"]
+    assert sum(s["started"] for s in summary["timeline"]) == summary["completed"]
+    assert len(holy_mock.journal()) == summary["completed"] + 2  # the warm-up went out too
+    assert "gamma, burstiness 0.5" in proc.stderr
+    assert "requests meeting the SLOs" in proc.stderr
+    assert "sse timeline" in proc.stderr and "output tok/s" in proc.stderr
+
+
+def test_concurrency_is_the_max_concurrency(holy_mock) -> None:
+    proc = _bench(
+        "--base-url", holy_mock.url, "--requests", "4", "--concurrency", "2",
+        "--max-tokens", "2", "--json", "-", "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["config"]["max_concurrency"] == 2
+    assert data["summary"]["sse"]["max_concurrent_requests"] <= 2
+
+
+def test_bad_load_options_are_one_clear_line() -> None:
+    cases = [
+        (("--requests", "3", "--duration", "2"), "not allowed with argument --requests"),
+        (("--request-rate", "0"), "--request-rate: must be a number greater than 0, got 0"),
+        (("--duration", "inf"), "--duration: must be a number greater than 0, got inf"),
+        (("--goodput", "ttft"), "--goodput: goodput SLO 'ttft' must look like KEY:MS"),
+        (("--goodput", "itl:3"), "goodput metric must be one of ttft, tpot, e2el"),
+        (("--duration", "2"), "--duration at --request-rate inf needs --max-concurrency N"),
+    ]
+    for args, message in cases:
+        proc = _bench(*args, "--no-progress")
+        assert proc.returncode == 2, args
+        assert message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr

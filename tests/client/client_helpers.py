@@ -47,3 +47,21 @@ def client_sockets(url: str) -> int:
         for c in psutil.Process().net_connections(kind="tcp")
         if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
     )
+
+
+async def stream_and_json_errors(client: Any, error: type[BaseException]) -> tuple[Any, Any, Any]:
+    """Run a stream and ``models()`` that must both raise ``error``: (stream, its error, the
+    JSON request's error)."""
+    import pytest
+
+    stream = client.stream(PROMPT)
+    with pytest.raises(error) as stream_info:
+        async with stream:
+            await collect(stream)
+    with pytest.raises(error) as json_info:
+        await client.models()
+    return stream, stream_info.value, json_info.value
+
+
+WEATHER_PROMPT = "What is the weather in Bangkok and Chiang Mai right now?"
+WEATHER_TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]

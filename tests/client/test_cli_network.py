@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 
@@ -38,3 +39,20 @@ async def test_proxy_flag(upstream, proxy):
                                    "--no-stats", "Hi")
     assert code == 0 and out.strip() == "The answer is 42.", err
     assert proxy.requests == [("POST", f"{up.url}/chat/completions")]
+
+
+async def test_bench_takes_the_network_flags(upstream, tls, proxy):
+    server_ctx, bundle = tls
+    up = await upstream(ssl_context=server_ctx)
+    bench = ("bench", "--base-url", up.url, "--requests", "2", "--max-tokens", "3",
+             "--no-progress", "--json", "-")
+    code, out, err = await _holynb(*bench, "--ca-bundle", bundle)
+    assert code == 0, err
+    assert json.loads(out)["summary"]["sse"]["completed"] == 2, out
+    code, _, err = await _holynb(*bench)
+    assert code != 0 and "certificate" in err and KEY not in err
+    plain = await upstream()
+    code, out, err = await _holynb("bench", "--base-url", plain.url, "--requests", "1",
+                                   "--max-tokens", "3", "--no-progress", "--proxy", proxy.url)
+    assert code == 0, err
+    assert proxy.requests == [("POST", f"{plain.url}/chat/completions")]

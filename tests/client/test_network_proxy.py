@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from client_helpers import KEY, PROMPT, collect
+from client_helpers import KEY, PROMPT, collect, stream_and_json_errors
 
 from holynb import AsyncClient, ConnectError
 
@@ -75,13 +75,8 @@ async def test_dead_proxy_is_named(upstream, transport, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", dead)
     async with AsyncClient(base_url=up.url, api_key=KEY, transport=transport,
                            max_retries=1) as client:
-        s = client.stream(PROMPT)
-        with pytest.raises(ConnectError) as info:
-            async with s:
-                await collect(s)
-        with pytest.raises(ConnectError) as json_info:
-            await client.models()
-    for error in (info.value, json_info.value):
+        s, stream_error, json_error = await stream_and_json_errors(client, ConnectError)
+    for error in (stream_error, json_error):
         assert error.kind == "proxy" and "proxy" in error.message
         assert f"127.0.0.1:{dead.rsplit(':', 1)[1]}" in error.message
         assert up.url not in error.message and "proxy-secret" not in str(error)

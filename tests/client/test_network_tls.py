@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp  # noqa: F401  (imported before SSL_CERT_FILE is set, as in a notebook)
 import pytest
-from client_helpers import KEY, PROMPT, collect
+from client_helpers import KEY, PROMPT, collect, stream_and_json_errors
 
 from holynb import AsyncClient, ConfigError, ConnectError
 from holynb._retry import RetryEvent
@@ -82,18 +82,12 @@ async def test_untrusted_certificate_is_one_line_and_not_retried(upstream, tls, 
     async with AsyncClient(
         base_url=up.url, api_key=KEY, transport=transport, max_retries=3, on_retry=events.append
     ) as client:
-        s = client.stream(PROMPT)
-        with pytest.raises(ConnectError) as info:
-            async with s:
-                await collect(s)
-        with pytest.raises(ConnectError) as json_info:
-            await client.models()
-    error = info.value
+        s, error, json_error = await stream_and_json_errors(client, ConnectError)
     assert error.kind == "tls" and error.host.startswith("127.0.0.1:")
     assert "certificate" in error.message and "127.0.0.1" in error.message
     assert "verify=" in error.hint and "SSL_CERT_FILE" in error.hint
     assert "\n" not in str(error) and "verify=" not in error.message
-    assert json_info.value.kind == "tls"
+    assert json_error.kind == "tls"
     assert events == [] and s.stats.retries == 0 and up.seen == []
 
 

@@ -4,7 +4,7 @@ typed events, and reasoning as activity for the timeouts — over SSE and WebSoc
 from __future__ import annotations
 
 import pytest
-from client_helpers import KEY, PROMPT, collect
+from client_helpers import KEY, PROMPT, WEATHER_PROMPT, WEATHER_TOOLS, collect
 
 from holynb import (
     APIStatusError,
@@ -70,14 +70,14 @@ async def test_next_events_batches_and_one_way_of_reading(upstream, transport):
 
 
 async def test_reasoning_counts_as_activity_for_timeouts(upstream, transport):
-    # 8 thinking chunks 60 ms apart: ~0.5 s before the first content, with a first-token
-    # timeout of 0.2 s and an idle timeout of 0.2 s. Data is flowing: no timeout.
+    # 12 thinking chunks 60 ms apart: ~0.7 s before the first content, with first-token and
+    # idle timeouts of 0.4 s. Data is flowing: no timeout.
     up = await upstream()
     async with AsyncClient(base_url=up.url, api_key=KEY, transport=transport,
-                           first_token_timeout=0.2, idle_timeout=0.2, max_retries=0) as client:
-        async with client.stream(PROMPT, extra_headers=controls(8, gap_ms=60)) as s:
+                           first_token_timeout=0.4, idle_timeout=0.4, max_retries=0) as client:
+        async with client.stream(PROMPT, extra_headers=controls(12, gap_ms=60)) as s:
             assert await collect(s) == ["The ", "answer ", "is 42."]
-    assert s.done and s.stats.ttft_s > 0.2 and s.stats.reasoning_tokens == 8
+    assert s.done and s.stats.ttft_s > 0.4 and s.stats.reasoning_tokens == 12
 
 
 def test_sync_stream_events_and_reasoning(upstream_sync):
@@ -106,10 +106,7 @@ async def test_ws_close_1009_is_request_too_large(upstream):
 
 async def test_tool_call_events(holy_mock_factory, make_client, transport):
     client = make_client(holy_mock_factory(speed=0), transport=transport)
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
-    async with client.stream(
-        "What is the weather in Bangkok and Chiang Mai right now?", tools=tools
-    ) as s:
+    async with client.stream(WEATHER_PROMPT, tools=WEATHER_TOOLS) as s:
         events = [e async for e in s.events()]
     assert events and all(isinstance(e, ToolCallDelta) for e in events)
     firsts = [e for e in events if e.id is not None]

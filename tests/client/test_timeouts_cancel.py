@@ -40,7 +40,9 @@ async def test_idle_timeout_keeps_partial_text(holy_mock, make_client, transport
 
 
 async def test_total_timeout(holy_mock, make_client, transport):
-    client = make_client(holy_mock, transport=transport, total_timeout=0.2)
+    # 200 tokens at 100 tok/s take 2 s; the total limit cuts the stream after a few deltas (0.5 s
+    # leaves room for a slow connect on a loaded machine).
+    client = make_client(holy_mock, transport=transport, total_timeout=0.5)
     deltas: list[str] = []
     with pytest.raises(StreamTimeout) as info:
         async with client.stream(PROMPT, max_tokens=200, extra_headers={"X-Mock-TPS": "100"}) as s:
@@ -170,8 +172,13 @@ async def test_ws_connection_reused_after_cancel(holy_mock, make_client):
     ("stall:after=3,ms=2000;heartbeat:ms=20", "idle"),
 ])
 async def test_heartbeats_do_not_hide_a_stall(holy_mock, make_client, transport, fault, phase):
+    # Only the phase under test has a short limit, so a slow start on a loaded machine cannot
+    # turn an idle stall into a first-token one.
+    short, long = 0.2, 5.0
     client = make_client(
-        holy_mock, transport=transport, first_token_timeout=0.2, idle_timeout=0.2, max_retries=0
+        holy_mock, transport=transport, max_retries=0,
+        first_token_timeout=short if phase == "first_token" else long,
+        idle_timeout=short if phase == "idle" else long,
     )
     stream = client.stream(PROMPT, max_tokens=10, extra_headers={"X-Mock-Fault": fault})
     with pytest.raises(StreamTimeout) as info:
@@ -182,9 +189,9 @@ async def test_heartbeats_do_not_hide_a_stall(holy_mock, make_client, transport,
 
 
 async def test_read_watchdog_rearms_and_is_cleared(holy_mock, make_client, transport):
-    # Chunks 50 ms apart with a 0.12 s idle timeout for ~1 s: the watchdog fires early and
-    # re-arms many times without ever cancelling the read; it is cleared when the stream ends.
-    client = make_client(holy_mock, transport=transport, idle_timeout=0.12)
+    # Chunks 50 ms apart with a 0.3 s idle timeout for ~1 s: the watchdog fires early and
+    # re-arms without ever cancelling the read; it is cleared when the stream ends.
+    client = make_client(holy_mock, transport=transport, idle_timeout=0.3)
     async with client.stream(PROMPT, max_tokens=20, extra_headers={"X-Mock-TPS": "20"}) as s:
         assert len(await collect(s)) == 20
     assert s.done and s._timer is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -90,12 +91,12 @@ def test_error_event_ends_the_stream_with_an_error(holy_mock) -> None:
 
 
 def test_stall_pauses_then_resumes(holy_mock) -> None:
+    sent = time.perf_counter()
     r = sse(holy_mock, "stall:after=2,ms=300")
     assert r.complete and r.events()[-1] == "[DONE]"
-    # Nothing can leave before its deadline, so the stall shows as one long gap (a lower
-    # bound, which never flakes, rather than a timing assertion).
-    gaps = [b - a for a, b in zip(r.recv_times, r.recv_times[1:], strict=False)]
-    assert max(gaps) >= 0.29
+    # Nothing can leave before its deadline, so the end comes at least the stall after the
+    # request (a lower bound, which never flakes, rather than a timing assertion).
+    assert r.recv_times[-1] - sent >= 0.3
     assert last_record(holy_mock)["outcome"] == "fault:stall"
 
 

@@ -165,3 +165,29 @@ def test_options_are_declared_once() -> None:
     assert mockserver.MockServer(reasoning_tokens=5).config.reasoning_tokens == 5
     with pytest.raises(TypeError, match="unknown mock option 'tpz'; known: host, port"):
         mockserver.MockServer(tpz=5)
+
+
+def test_shared_store_reset_keeps_what_began_after_it(tmp_path) -> None:
+    """A worker that has not yet seen another's reset drops only its records begun before it."""
+    import time
+
+    from mockserver._journal import Journal
+    from mockserver._store import SharedStore
+
+    a, b = SharedStore(tmp_path / "s.db", slot=0), SharedStore(tmp_path / "s.db", slot=1)
+    old = Journal(b).begin("POST", "/v1/chat/completions", "sse")
+    old.finish("completed")
+    b.sync()
+    assert [r["id"] for r in a.journal_page(0, None)] == [old.id]
+    a.reset()
+    time.sleep(0.01)
+    new = Journal(b).begin("POST", "/v1/chat/completions", "json")  # b has not noticed yet
+    assert new.id != old.id and new.id & 0xFC0 == 1 << 6  # b's slot, in its ids
+    b.sync()
+    assert [r["id"] for r in a.journal_page(0, None)] == [new.id]
+    assert [r["id"] for r in b.journal_page(0, None)] == [new.id]
+    new.finish("completed")
+    b.sync()
+    assert a.journal_page(0, None)[0]["outcome"] == "completed"
+    for store in (a, b):
+        store.close()
