@@ -1,7 +1,7 @@
 """Bench: the same ~2,000-token Markdown answer streamed into a REAL kernel two ways.
 
-1. holynb's ``%%holy`` (budgeted renderer: finished blocks once, block in progress ≤ 20/s,
-   one final render);
+1. holynb's ``%%holy`` (budgeted renderer: one output per finished block, sent once, the block
+   in progress ≤ 20/s, a final render that completes the last block in place);
 2. the naive cell most streaming magics use: ``update_display(Markdown(text))`` per token.
 
 The answer is the shipped ``long-markdown`` cassette (1,934 tokens) replayed by the mock
@@ -15,7 +15,7 @@ collected with their kernel-side timestamps (``header.date``). Reported per way:
 - on-screen lag per token: the time from the moment the mock server was scheduled to send the
   token (request start + cassette offset / speed) to the first IOPub message whose visible
   text contains it (mean, p95, max);
-- whether the final rendered output equals the full answer.
+- whether the final rendered outputs (joined) equal the full answer.
 
 Run: ``python bench/magic_render.py [--speed 1.5] [--json]``.
 """
@@ -151,7 +151,7 @@ def measure(
         for seen, (at, _) in zip(visible_at, deltas, strict=False)
     ]
     lags.sort()
-    final = screen.outputs[0]["data"].get("text/markdown", "") if screen.outputs else ""
+    final = screen.markdown()  # %%holy: one output per block; naive: one output
     return {
         "way": name,
         "messages": len(display),

@@ -16,13 +16,13 @@ _EXPORTS: dict[str, str] = {
     "APIStatusError": "holynb._errors",
     "AsyncClient": "holynb._client",
     "AuthenticationError": "holynb._errors",
-    "ChatPanel": "holynb._panel",
+    "ChatPanel": "holynb.notebook.panel",
     "Client": "holynb._sync",
     "ConfigError": "holynb._errors",
     "ConnectError": "holynb._errors",
     "ContentDelta": "holynb._events",
     "HolyError": "holynb._errors",
-    "HolyMagics": "holynb._magic",
+    "HolyMagics": "holynb.notebook.magic",
     "MalformedChunkError": "holynb._errors",
     "RateLimitError": "holynb._errors",
     "ReasoningDelta": "holynb._events",
@@ -71,10 +71,10 @@ if TYPE_CHECKING:
         StreamTimeout,
     )
     from holynb._events import ContentDelta, ReasoningDelta, StreamEvent, ToolCallDelta
-    from holynb._magic import HolyMagics
-    from holynb._panel import ChatPanel
     from holynb._stats import StreamStats
     from holynb._sync import Client
+    from holynb.notebook.magic import HolyMagics
+    from holynb.notebook.panel import ChatPanel
 
 
 def __getattr__(name: str) -> Any:
@@ -92,13 +92,13 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%holy`` / ``%holy`` (called by ``%load_ext holynb``)."""
-    from holynb._magic import load_ipython_extension as _load
+    from holynb.notebook.magic import load_ipython_extension as _load
 
     _load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Undo :func:`load_ipython_extension` (called by ``%unload_ext holynb``)."""
-    from holynb._magic import unload_ipython_extension as _unload
+    from holynb.notebook.magic import unload_ipython_extension as _unload
 
     _unload(ipython)

@@ -1,9 +1,12 @@
 """The ``holynb`` command line: ``demo``, ``chat``, ``models`` and ``bench``.
 
-Replies stream live to stdout, delta by delta; the one-line stats summary and every message go
-to stderr, so ``holynb chat ... > answer.md`` captures the answer alone. Errors are one line on
-stderr with exit code 1, never a traceback; Ctrl-C keeps the partial text and exits with 130.
-Heavy modules (the client, the mock server) are imported inside the subcommands.
+Replies stream live to stdout, delta by delta; the one-line stats summary (the same line the
+notebook faces show) and every message go to stderr, so ``holynb chat ... > answer.md``
+captures the answer alone. Errors are one line on stderr with exit code 1, never a traceback,
+worded for the command line (``holynb/_cli_advice.py``); Ctrl-C keeps the partial text and
+exits with 130. Async work runs on holynb's loop thread (``holynb/_bridge.py``), which closes
+the connection cleanly on Ctrl-C. Heavy modules (the client, the mock server) are imported
+inside the subcommands.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
 
     from holynb._client import AsyncClient
-    from holynb._stream import AsyncStream
 
 __all__ = ["build_parser", "main"]
 
@@ -243,9 +245,9 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    import asyncio  # not at module level: `holynb --help` should not pay for it
+    from holynb._bridge import Runner  # not at module level: `holynb --help` should not pay
 
-    return asyncio.run(coro)
+    return Runner().run(coro)
 
 
 class _UsageError(Exception):
@@ -260,10 +262,10 @@ async def _endpoint(
     if not mock:
         yield base_url, None
         return
-    from mockserver import MOCK_KEY, MockServer
+    from holynb._mock import mock_key, running_mock
 
-    async with MockServer(speed=speed) as server:
-        yield server.url, MOCK_KEY
+    async with running_mock(speed=speed) as server:
+        yield server.url, mock_key()
 
 
 @contextlib.asynccontextmanager
@@ -309,35 +311,18 @@ async def _chat(
                 out.write("\n")
                 out.flush()
     if stats:
-        print(_stats_line(stream), file=sys.stderr)
+        from holynb._stats import stats_line
 
-
-def _stats_line(stream: AsyncStream) -> str:
-    """E.g. ``deepseek-v3.2 · sse · TTFT 96 ms · 120 tokens · 70.8 tok/s · total 1.79 s · $…``."""
-    from holynb._pricing import cost_usd
-
-    st = stream.stats
-    parts = [stream.model, stream.transport]
-    parts.append("TTFT –" if st.ttft_s is None else f"TTFT {st.ttft_s * 1000:.0f} ms")
-    parts.append(f"{st.tokens} tokens")
-    parts.append("– tok/s" if st.tokens_per_s is None else f"{st.tokens_per_s:.1f} tok/s")
-    if st.total_s is not None:
-        parts.append(f"total {st.total_s:.2f} s")
-    cost = cost_usd(stream.model, st.tokens)
-    parts.append("cost unknown" if cost is None else f"${cost:.6f}")
-    return " · ".join(parts)
+        line = stats_line(stream.stats, model=stream.model, transport=stream.transport)
+        print(line, file=sys.stderr)
 
 
 def _print_error(exc: BaseException) -> None:
     """One line on stderr: what went wrong (the key masked, however it got into the message)."""
+    from holynb._cli_advice import error_message
     from holynb._config import PLACEHOLDER_KEY, scrub
-    from holynb._errors import ConfigError, HolyError
 
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    if not isinstance(exc, HolyError | _UsageError):
-        message = f"{type(exc).__name__}: {message}"
-    if isinstance(exc, ConfigError) and "HOLYSHEEP_API_KEY" in message:
-        message += " Without a key, `holynb chat --mock` and `holynb demo` run offline."
+    message = str(exc) if isinstance(exc, _UsageError) else error_message(exc)
     key = os.environ.get("HOLYSHEEP_API_KEY", "").strip()
     if key and key != PLACEHOLDER_KEY:
         message = scrub(message, key)

@@ -413,7 +413,7 @@ class AsyncClient:
                 if not scope.expired():
                     raise
                 error: HolyError = StreamTimeout(
-                    f"{method} {self.base_url}{path} took longer than {total} s (total_timeout)",
+                    f"{method} {self.base_url}{path} took longer than {total} s",
                     hint="raise total_timeout=...",
                     phase="total",
                     timeout=total or 0.0,

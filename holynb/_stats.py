@@ -1,11 +1,14 @@
-"""Per-stream statistics (definitions in docs/client.md)."""
+"""Per-stream statistics (definitions in docs/client.md) and the one stats line of every face."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["StreamStats"]
+from holynb._pricing import cost_usd
+
+__all__ = ["StreamStats", "format_cost", "reply_cost", "stats_line"]
 
 
 @dataclass(slots=True)
@@ -60,3 +63,59 @@ class StreamStats:
         total = "–" if self.total_s is None else f"{self.total_s:.2f} s"
         retries = f", {self.retries} retries" if self.retries else ""
         return f"TTFT {ttft} · {self.tokens} tokens · {rate} · total {total}{retries}"
+
+
+def format_cost(cost: float) -> str:
+    """US$ with enough digits to show a one-reply cost (``$0.000061``, ``$0.0123``)."""
+    return f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}"
+
+
+def reply_cost(
+    stats: StreamStats, model: str, prices: Mapping[str, Any] | None = None
+) -> float | None:
+    """What the reply cost under the one price rule of ``holynb._pricing``; None if unknown."""
+    # Usage's completion_tokens include the reasoning tokens; without usage, both were counted.
+    output = stats.tokens if stats.completion_tokens is not None else (
+        stats.tokens + stats.reasoning_tokens
+    )
+    if not output and not stats.prompt_tokens:
+        return None
+    return cost_usd(
+        model, input_tokens=stats.prompt_tokens or 0, output_tokens=output, prices=prices
+    )
+
+
+def stats_line(
+    stats: StreamStats,
+    *,
+    model: str,
+    transport: str | None = None,
+    prices: Mapping[str, Any] | None = None,
+) -> str:
+    """The one stats line every face shows under a reply (figures not known are left out).
+
+    E.g. ``deepseek-v3.2 · SSE · thinking 2.1 s (60 tokens) · TTFT 98 ms · 120 tokens
+    (+24 prompt) · 71.2 tok/s · total 1.79 s · $0.000055 · 1 retry``.
+    """
+    parts = [model]
+    if transport:
+        parts.append(transport.upper())
+    if stats.reasoning_tokens or stats.reasoning_s is not None:
+        seconds = f"{stats.reasoning_s:.1f} s " if stats.reasoning_s is not None else ""
+        parts.append(f"thinking {seconds}({stats.reasoning_tokens} tokens)")
+    if stats.ttft_s is not None:
+        parts.append(f"TTFT {stats.ttft_s * 1000:.0f} ms")
+    tokens = f"{stats.tokens} tokens"
+    if stats.prompt_tokens:
+        tokens += f" (+{stats.prompt_tokens} prompt)"
+    parts.append(tokens)
+    if stats.tokens_per_s is not None:
+        parts.append(f"{stats.tokens_per_s:.1f} tok/s")
+    if stats.total_s is not None:
+        parts.append(f"total {stats.total_s:.2f} s")
+    cost = reply_cost(stats, model, prices)
+    if cost is not None:
+        parts.append(format_cost(cost))
+    if stats.retries:
+        parts.append(f"{stats.retries} retr{'y' if stats.retries == 1 else 'ies'}")
+    return " · ".join(parts)

@@ -412,13 +412,13 @@ class AsyncStream:
     def _timeout_error(self, phase: str, limit: float | None) -> StreamTimeout:
         chunks = self.stats.chunks
         if phase == "first_token":
-            what = f"No first token within {limit} s (first_token_timeout)"
+            what = f"No first token within {limit} s"
             fix = "the server may be overloaded; retry or raise first_token_timeout=..."
         elif phase == "idle":
-            what = f"No data for {limit} s after {chunks} chunks (idle_timeout)"
+            what = f"No data for {limit} s after {chunks} chunks"
             fix = "the stream stalled; retry or raise idle_timeout=..."
         else:
-            what = f"The stream took longer than {limit} s (total_timeout)"
+            what = f"The stream took longer than {limit} s"
             fix = "raise total_timeout=... for long replies"
         if self._parser.parts:
             fix += "; .partial_text holds the text received so far"

@@ -8,15 +8,12 @@ callbacks run in the calling thread.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import queue
-import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from holynb._bridge import Runner as _Runner
 from holynb._client import AsyncClient, CompletionResult
-from holynb._errors import ConfigError
 from holynb._events import StreamEvent
 from holynb._retry import RetryEvent
 from holynb._stats import StreamStats
@@ -25,72 +22,6 @@ from holynb._stream import AsyncStream
 __all__ = ["Client", "Stream"]
 
 T = TypeVar("T")
-
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_thread: threading.Thread | None = None
-_loop_lock = threading.Lock()
-_FINISHED = object()
-# How long closing may take after an interrupt before the caller gets control back.
-_CLOSE_WAIT_S = 5.0
-
-
-def _background_loop() -> asyncio.AbstractEventLoop:
-    """The process-wide holynb loop (started on first use, on a daemon thread)."""
-    global _loop, _loop_thread
-    with _loop_lock:
-        if _loop is None or _loop.is_closed() or not _loop_thread or not _loop_thread.is_alive():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="holynb-loop", daemon=True)
-            thread.start()
-            _loop, _loop_thread = loop, thread
-        return _loop
-
-
-class _Runner:
-    """Runs coroutines on the background loop and waits for them in the calling thread."""
-
-    def __init__(self) -> None:
-        self.loop = _background_loop()
-
-    def run(
-        self,
-        coro: Coroutine[Any, Any, T],
-        *,
-        events: queue.SimpleQueue[Any] | None = None,
-        on_event: Callable[[Any], Any] | None = None,
-        on_interrupt: Callable[[], Coroutine[Any, Any, Any]] | None = None,
-    ) -> T:
-        """Run ``coro``; deliver queued events to ``on_event`` here; clean up on interrupt."""
-        if threading.current_thread() is _loop_thread:
-            coro.close()
-            raise ConfigError(
-                "The sync Client was called from holynb's own loop thread (e.g. inside an "
-                "async callback): use AsyncClient there."
-            )
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        inbox: queue.SimpleQueue[Any] = events if events is not None else queue.SimpleQueue()
-        future.add_done_callback(lambda _: inbox.put(_FINISHED))
-        try:
-            while True:
-                item = inbox.get()
-                if item is _FINISHED:
-                    return future.result()
-                if on_event is not None:
-                    on_event(item)
-        except BaseException:
-            # KeyboardInterrupt (or an error in a callback): stop the work on the loop now.
-            future.cancel()
-            if on_interrupt is not None:
-                self.wait(on_interrupt())
-            raise
-
-    def wait(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` to completion, bounded in time (used for cleanup)."""
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            future.result(timeout=_CLOSE_WAIT_S)
-        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-            future.cancel()
 
 
 class Stream:

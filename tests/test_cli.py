@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 
 SECRET = "sk-test-0123456789SECRET-abcdef"
-STATS = r"TTFT \d+ ms · \d+ tokens · [\d.]+ tok/s · total [\d.]+ s · \$\d+\.\d{6}"
+# The one stats line of every face (holynb._stats.stats_line).
+STATS = (
+    r"TTFT \d+ ms · \d+ tokens(?: \(\+\d+ prompt\))? · [\d.]+ tok/s · total [\d.]+ s · \$\d+\.\d{6}"
+)
 MODELS = ["gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2"]
 
 
@@ -70,7 +73,7 @@ def test_demo_streams_a_reply_and_a_stats_line(transport: str) -> None:
     assert len(result.stdout) > 2000
     assert "Traceback" not in result.stderr
     stats = result.stderr.strip().splitlines()[-1]
-    assert stats.startswith("deepseek-v3.2 · " + transport + " · ")
+    assert stats.startswith("deepseek-v3.2 · " + transport.upper() + " · ")
     assert re.search(STATS, stats), stats
 
 
@@ -78,7 +81,7 @@ def test_demo_with_own_prompt_and_model() -> None:
     result = holynb("demo", "-m", "gemini-2.5-flash", "Say hello", timeout=90)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
-    assert result.stderr.strip().splitlines()[-1].startswith("gemini-2.5-flash · sse · ")
+    assert result.stderr.strip().splitlines()[-1].startswith("gemini-2.5-flash · SSE · ")
 
 
 # --- chat ------------------------------------------------------------------------------------
@@ -104,7 +107,7 @@ def test_chat_streams_from_the_given_base_url(holy_mock: Any) -> None:
     assert result.stdout.strip()
     assert result.stdout.endswith("\n")
     stats = result.stderr.strip()
-    assert re.fullmatch("gpt-4.1 · sse · " + STATS, stats), stats
+    assert re.fullmatch("gpt-4.1 · SSE · " + STATS, stats), stats
     assert " 7 tokens " in stats
     (record,) = [r for r in holy_mock.journal() if r["path"].endswith("/chat/completions")]
     assert record["model"] == "gpt-4.1"

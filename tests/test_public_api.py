@@ -11,8 +11,9 @@ import holynb
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Modules that may import IPython / ipywidgets: the notebook front ends only.
-NOTEBOOK_MODULES = {"_magic", "_panel"}
+# The only folder that may import IPython / ipywidgets: the notebook faces.
+NOTEBOOK = ROOT / "holynb" / "notebook"
+FRONTEND_PACKAGES = {"IPython", "ipywidgets", "ipykernel", "traitlets"}
 
 
 def test_all_is_sorted_and_resolves() -> None:
@@ -60,24 +61,37 @@ def _imported_modules(path: Path) -> set[str]:
     return names
 
 
-def _is_notebook_module(path: Path) -> bool:
-    stem = path.stem
-    return any(stem == m or stem.startswith(m + "_") for m in NOTEBOOK_MODULES) or stem.startswith(
-        "_render"
-    )
+def _outside_notebook() -> list[Path]:
+    return [p for p in sorted((ROOT / "holynb").rglob("*.py")) if NOTEBOOK not in p.parents]
 
 
 def test_client_core_imports_no_ipython() -> None:
     offenders = []
-    core = [*(ROOT / "holynb").glob("*.py"), *(ROOT / "holynb" / "_transports").glob("*.py"),
-            *(ROOT / "holynb" / "_apis").glob("*.py")]
-    for path in sorted(core):
-        if _is_notebook_module(path):
-            continue
+    for path in _outside_notebook():
         for mod in _imported_modules(path):
-            if mod.split(".")[0] in {"IPython", "ipywidgets", "ipykernel", "traitlets"}:
-                offenders.append(f"{path.name} imports {mod}")
+            if mod.split(".")[0] in FRONTEND_PACKAGES:
+                offenders.append(f"{path.relative_to(ROOT)} imports {mod}")
     assert not offenders, offenders
+
+
+def test_only_the_package_root_reaches_the_notebook_faces() -> None:
+    # The core never depends on the faces; the root's lazy exports name them as strings.
+    offenders = []
+    for path in _outside_notebook():
+        for mod in _imported_modules(path):
+            if mod.startswith("holynb.notebook") and path != ROOT / "holynb" / "__init__.py":
+                offenders.append(f"{path.relative_to(ROOT)} imports {mod}")
+    assert not offenders, offenders
+
+
+def test_notebook_faces_live_in_one_folder() -> None:
+    # No face module is left at the package root under an old name.
+    stray = [
+        p.name
+        for p in (ROOT / "holynb").glob("*.py")
+        if p.stem.startswith(("_magic", "_panel", "_render"))
+    ]
+    assert not stray, stray
 
 
 def test_mockserver_imports_only_the_sse_decoder_from_holynb() -> None:

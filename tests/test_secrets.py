@@ -28,7 +28,7 @@ from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 
 from holynb import AsyncClient, ChatPanel, Client, HolyError, _config
-from holynb._magic import HolyMagics
+from holynb.notebook.magic import HolyMagics
 from mockserver import MOCK_KEY
 
 ROOT = Path(__file__).resolve().parents[1]

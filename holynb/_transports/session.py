@@ -442,7 +442,7 @@ def connect_failure(
             )
         via = f" through the proxy {proxy}" if proxy else ""
         return StreamTimeout(
-            f"Could not connect to {url}{via} within {timeout} s (connect_timeout)",
+            f"Could not connect to {url}{via} within {timeout} s",
             hint="check the base URL and the network, or raise connect_timeout=...",
             phase="connect",
             timeout=timeout or 0.0,

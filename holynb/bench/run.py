@@ -421,13 +421,13 @@ async def _endpoint(
     if base_url is not None:
         yield resolve_base_url(base_url), api_key, False
         return
-    from mockserver import MOCK_KEY, MockServer
+    from holynb._mock import mock_key, start_mock
 
     # The mock runs on its own loop in a background thread so that its timing is not skewed by
     # the client work on this loop.
-    server = await asyncio.to_thread(MockServer().start)
+    server = await asyncio.to_thread(start_mock)
     try:
-        yield server.url, api_key or MOCK_KEY, True
+        yield server.url, api_key or mock_key(), True
     finally:
         await asyncio.to_thread(server.stop)
 

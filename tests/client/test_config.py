@@ -9,7 +9,6 @@ import holynb
 from holynb import AsyncClient, ConfigError, StreamStats
 from holynb._client import build_messages
 from holynb._config import configure, current_defaults, reset_defaults
-from holynb._pricing import DEFAULT_PRICES, cost_usd
 
 
 def test_missing_key_says_how_to_set_it():
@@ -92,15 +91,6 @@ def test_build_messages():
         build_messages([])
     with pytest.raises(ConfigError, match="Message 1 must be a dict with a 'role'"):
         build_messages([{"role": "user", "content": "a"}, "b"])
-
-
-def test_prices_and_cost():
-    assert DEFAULT_PRICES == {"gpt-4.1": 8.0, "claude-sonnet-4.5": 15.0,
-                              "gemini-2.5-flash": 2.5, "deepseek-v3.2": 0.42}
-    assert cost_usd("gpt-4.1", 1_000_000) == 8.0
-    assert cost_usd("deepseek-v3.2", 500) == pytest.approx(0.00021)
-    assert cost_usd("unknown-model", 10) is None
-    assert cost_usd("mine", 2_000_000, prices={"mine": 1.0}) == 2.0
 
 
 def test_stats_definitions():

@@ -9,7 +9,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from magicutil import Recorder
 
 from holynb import _config
-from holynb._magic import HolyMagics
+from holynb.notebook.magic import HolyMagics
 from mockserver import MOCK_KEY, MockServer
 
 

@@ -64,3 +64,4 @@ def shipped_prompt(name: str) -> str:
 def cassette_deltas() -> list[str]:
     """The text deltas of the shipped long Markdown cassette, in order."""
     return [delta for _, delta in content_deltas(load_cassette(SHIPPED_DIR / "long-markdown.json"))]
+

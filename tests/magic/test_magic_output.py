@@ -1,20 +1,12 @@
-"""Pure helpers of the magic: prompt interpolation, reply formats, the one-line error texts."""
+"""Pure helpers of the magic: prompt interpolation and reply formats."""
 
 from __future__ import annotations
 
 import pytest
 
-from holynb._errors import (
-    APIStatusError,
-    AuthenticationError,
-    MalformedChunkError,
-    RateLimitError,
-    StreamInterrupted,
-    StreamTimeout,
-)
-from holynb._magic import _error_line
-from holynb._render_output import extract_code, final_bundle
-from holynb._render_prompt import interpolate
+from holynb.notebook.output import final_bundle
+from holynb.notebook.prompt import interpolate
+from holynb.notebook.safe_markdown import extract_code
 
 
 class Boom:
@@ -97,33 +89,3 @@ def test_final_bundles() -> None:
     data, value, _ = final_bundle("code", "```py\nprint(1)\n```")
     assert value == "print(1)" and data["text/markdown"].startswith("```py")
     assert final_bundle("text", "t")[0] == {"text/plain": "t"}
-
-
-@pytest.mark.parametrize(
-    ("error", "expect"),
-    [
-        (
-            AuthenticationError("The API key was refused (HTTP 401).", status_code=401),
-            "HOLYSHEEP_API_KEY",
-        ),
-        (RateLimitError("Rate limited (HTTP 429)."), "--retries"),
-        (APIStatusError("Model 'x' not found (HTTP 404).", status_code=404), "%holy models"),
-        (APIStatusError("Server busy (HTTP 503).", status_code=503), "run the cell again"),
-        (APIStatusError("Bad request (HTTP 400).", status_code=400), "options"),
-        (
-            StreamTimeout("No first token within 1 s.", phase="first_token", timeout=1),
-            "--first-token-timeout",
-        ),
-        (StreamTimeout("Idle.", phase="idle", timeout=1), "--idle-timeout"),
-        (StreamTimeout("Total.", phase="total", timeout=1), "--timeout"),
-        (StreamTimeout("Connect.", phase="connect", timeout=1), "connect_timeout"),
-        (StreamInterrupted("Connection closed early."), "dropped"),
-        (MalformedChunkError("Bad chunk.", raw="{"), "skip_malformed"),
-        (ValueError("odd\nsecond line"), "ValueError: odd"),
-    ],
-)
-def test_error_lines_are_one_line_with_a_hint(error: BaseException, expect: str) -> None:
-    line = _error_line(error, partial=True)
-    assert "\n" not in line and line.startswith("⚠ ")
-    assert expect in line
-    assert line.endswith("partial answer kept above · details: %holy error")

@@ -8,7 +8,7 @@ import pytest
 from magicutil import cassette_deltas
 from markdown_it import MarkdownIt
 
-from holynb._render import Budget, Emit, LiveMarkdown, MarkdownBlocks
+from holynb.notebook.live_markdown import Budget, Emit, LiveMarkdown, MarkdownBlocks
 
 _MD = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 
@@ -254,7 +254,7 @@ def test_live_markdown_first_token_shows_at_once_then_throttles() -> None:
     assert live.feed("ext") == []
     clock.now += 0.05
     assert live.poll() == [Emit("new", 1, "Next", False)]
-    assert live.finish() == []
+    assert live.finish() == [Emit("update", 1, "Next", True)]  # the same text, now final
     assert live.final_text() == "Hello world.\n\nNext"
 
 
@@ -318,3 +318,95 @@ def test_cassette_stream_stays_within_budget_and_sends_finished_blocks_once() ->
     naive = sum(len(text[: i + 1]) for i in range(0, len(text), 4))
     assert sent * 50 < naive
     assert live.budget.messages == len(emits) - 1
+
+
+# -- one output per block; what a block shows while it streams ---------------------------------
+
+
+def _final_slots(deltas: list[str], step: float) -> list[str]:
+    clock = FakeClock()
+    live = LiveMarkdown(Budget(20, clock=clock))
+    final: dict[int, str] = {}
+    for delta in deltas:
+        clock.now += step
+        for e in live.poll() + live.feed(delta):
+            final[e.slot] = e.text
+    for e in live.finish():
+        final[e.slot] = e.text
+    return [final[k] for k in sorted(final)]
+
+
+@pytest.mark.parametrize("step", [0.0, 0.001, 0.01, 0.2])
+def test_final_slots_are_the_blocks_whatever_the_pace(step: float) -> None:
+    deltas = cassette_deltas()
+    blocks = MarkdownBlocks()
+    expected: list[str] = []
+    for delta in deltas:
+        expected += blocks.feed(delta)
+    expected.append(blocks.close())
+    assert _final_slots(deltas, step) == [b for b in expected if b.strip()]
+
+
+def _display_while_streaming(text: str) -> list[str]:
+    """What the block in progress shows after each character."""
+    blocks = MarkdownBlocks()
+    shown = []
+    for ch in text:
+        blocks.feed(ch)
+        shown.append(blocks.display_pending())
+    return shown
+
+
+TABLE = "Prices:\n\n| model | $/MTok |\n|---|---:|\n| gpt-4.1 | 8.00 |\n| deepseek | 0.42 |\n"
+
+
+def test_a_table_header_never_shows_as_raw_pipes() -> None:
+    for shown in _display_while_streaming(TABLE):
+        html = _MD.render(shown)
+        # Either no table yet (header held back) or a real table: never a paragraph of pipes.
+        assert "<p>|" not in html and "| model" not in html.replace("<th>", ""), shown
+    final = _display_while_streaming(TABLE)[-1]
+    assert "<table>" in _MD.render(final) and "deepseek" in final
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Intro\n| a | b", "Intro\n"),  # a header row being written
+        ("| a | b |\n", ""),  # complete, but no delimiter row yet
+        ("| a | b |\n|--", ""),  # the delimiter row being written
+        ("| a | b |\n|---|---|\n", "| a | b |\n|---|---|\n"),  # a table now
+        ("| a | b |\n|---|---|\n| 1", "| a | b |\n|---|---|\n| 1"),  # rows show as they come
+        ("| a | b |\n| not | a delimiter |\n", "| a | b |\n| not | a delimiter |\n"),
+        ("a | b in prose", "a | b in prose"),  # pipes inside a line are not held back
+        ("| x |\n| y |\n| z |", "| x |\n| y |\n| z |"),  # three pipe rows: not a header
+    ],
+)
+def test_pipe_rows_held_back_only_while_they_may_be_a_header(text: str, shown: str) -> None:
+    blocks = MarkdownBlocks()
+    blocks.feed(text)
+    assert blocks.display_pending() == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Use `pip inst", "Use `pip inst`"),
+        ("Use ``a ` b", "Use ``a ` b``"),
+        ("Done `x` and `y", "Done `x` and `y`"),
+        ("Closed `x`.", "Closed `x`."),
+        ("Just a tick `", "Just a tick `"),  # nothing after it yet: nothing to close
+        ("Escaped \\`tick", "Escaped \\`tick"),
+        ("old `open\n\nnew `para", "new `para`"),  # the old paragraph is a finished block
+    ],
+)
+def test_an_inline_code_span_being_written_shows_as_code(text: str, shown: str) -> None:
+    blocks = MarkdownBlocks()
+    blocks.feed(text)
+    assert blocks.display_pending() == shown
+
+
+def test_inside_a_fence_backticks_are_left_alone() -> None:
+    blocks = MarkdownBlocks()
+    blocks.feed("```py\nx = `a")
+    assert blocks.display_pending() == "```py\nx = `a\n```"

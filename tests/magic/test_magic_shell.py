@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import _thread
+import json
+import re
 import threading
 from typing import Any
 
@@ -13,7 +15,8 @@ from IPython.utils.capture import capture_output
 from magicutil import Recorder, cassette_deltas, shipped_prompt
 
 from holynb import _config
-from holynb._magic import HolyInterrupt, HolyMagics
+from holynb.notebook.magic import HolyInterrupt, HolyMagics
+from holynb.notebook.output import Reply
 from mockserver import MockServer
 
 LONG_PROMPT = "Explain how to stream chat completions into a Jupyter notebook."
@@ -38,25 +41,46 @@ def max_per_window(times: list[float], window: float = 1.0) -> int:
 # -- streaming and the final render -----------------------------------------------------------
 
 
-def test_cell_ends_with_one_markdown_output_and_a_stats_line(
+def answer_outputs(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in outputs if "text/markdown" in o["data"]]
+
+
+def test_cell_streams_one_output_per_block_then_a_stats_line(
     ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock
 ) -> None:
     use_mock(holy_mock_factory(speed=25))  # the long cassette in ~1.2 s: real streaming
     ip.run_cell_magic("holy", "", LONG_PROMPT)
     full = "".join(cassette_deltas())
     outputs = recorder.outputs()
-    assert len(outputs) == 2
-    assert outputs[0]["data"] == {"text/markdown": full, "text/plain": full}
-    stats = outputs[1]["data"]["text/plain"]
-    assert stats.startswith("deepseek-v3.2 · TTFT ")
-    assert "tok/s" in stats and "tokens" in stats and "$" in stats
-    # While streaming: several slots, finished ones frozen, never more than ~20 messages/s.
+    answer = answer_outputs(outputs)
+    # One output per Markdown block, whose plain text is the block as written.
+    assert "".join(o["data"]["text/plain"] for o in answer) == full
+    assert len(answer) == 33 and len(outputs) == 34
+    stats = outputs[-1]["data"]["text/plain"]
+    assert stats.startswith("deepseek-v3.2 · SSE · TTFT ")
+    assert "tok/s" in stats and "tokens" in stats and "$" in stats and "total " in stats
+    # The final render updates in place: nothing is cleared, so the page does not jump.
+    assert not any(m["type"] == "clear_output" for m in recorder.messages)
+    # While streaming: never more than ~20 messages/s, far fewer bytes than per-token updates.
     shown = recorder.display_messages()
-    assert len(shown) > 5
     assert max_per_window([m["at"] for m in shown]) <= 21
     naive = sum(len(full[: i + 1]) for i in range(len(full)))
     sent = sum(len(m["data"].get("text/markdown", "")) for m in shown)
     assert sent * 50 < naive
+
+
+def test_final_outputs_do_not_depend_on_timing(
+    ip: InteractiveShell, holy_mock_factory, use_mock
+) -> None:
+    """Saved notebooks (and nbval) see the same outputs however fast the reply came."""
+    finals = []
+    for speed in (0, 40):
+        use_mock(holy_mock_factory(speed=speed))
+        rec = Recorder(shell=ip)
+        ip.display_pub = rec
+        ip.run_cell_magic("holy", "--no-stats", LONG_PROMPT)
+        finals.append([o["data"] for o in rec.outputs()])
+    assert finals[0] == finals[1]
 
 
 def test_finished_blocks_are_sent_once(
@@ -66,8 +90,8 @@ def test_finished_blocks_are_sent_once(
     ip.run_line_magic("holy", LONG_PROMPT)  # line magic: no clearing, slots stay
     full = "".join(cassette_deltas())
     outputs = recorder.outputs()
-    answer = [o for o in outputs if o["display_id"] and "status" not in o["display_id"]]
-    assert "".join(o["data"]["text/markdown"] for o in answer) == full
+    answer = answer_outputs(outputs)
+    assert "".join(o["data"]["text/plain"] for o in answer) == full
     assert not any(m["type"] == "clear_output" for m in recorder.messages)
     assert len(answer) >= 10
     # Once a slot holds finished blocks it is never sent again: each slot's last message
@@ -191,7 +215,8 @@ def test_format_code_puts_the_code_in_the_next_cell(
     code = ip.rl_next_input
     assert code and "```" not in code
     assert ip.user_ns["code"] == code
-    assert "```" in recorder.outputs()[0]["data"]["text/markdown"]
+    assert any("```" in o["data"]["text/markdown"] for o in answer_outputs(recorder.outputs()))
+    assert isinstance(ip.user_ns["code"], Reply) and ip.user_ns["code"].tool_calls == []
 
 
 def test_format_text_streams_to_stdout(
@@ -282,7 +307,7 @@ def test_bad_key_is_one_line_with_a_hint(
     ip.run_cell_magic("holy", "", "q")
     (line,) = texts(recorder.outputs())
     assert line.startswith("⚠ ") and "\n" not in line
-    assert "HOLYSHEEP_API_KEY" in line and "%holy mock start" in line
+    assert "%env HOLYSHEEP_API_KEY" in line and len(line) <= 100
     assert SECRET not in repr(recorder.messages)
 
 
@@ -306,18 +331,19 @@ def test_rate_limit_retries_live_then_gives_up(
     assert "rate limited — retrying in 0.1 s (1/2)" in live[0]
     assert any("(2/2)" in line for line in live)
     final = texts(rec.outputs())
-    assert len(final) == 1 and final[0].startswith("⚠ ") and "--retries" in final[0]
+    # The retry line is replaced in place by the error line: one output at the end.
+    assert len(final) == 1 and final[0].startswith("⚠ ") and "wait a little" in final[0]
     assert len(mock.journal()) == 3
 
 
 @pytest.mark.parametrize(
     ("fault", "flags", "expect"),
     [
-        ("status:code=500", "--retries 0", "run the cell again"),
-        ("disconnect:after=5", "", "connection dropped"),
-        ("malformed:at=5", "", "skip_malformed"),
+        ("status:code=500", "--retries 0", "the server failed; run the cell again"),
+        ("disconnect:after=5", "", "— run the cell again"),
+        ("malformed:at=5", "", "not valid JSON — run the cell again"),
         ("stall:after=5,ms=3000", "--idle-timeout 0.3", "--idle-timeout"),
-        ("stall:after=5,ms=3000", "--timeout 0.4", "total timeout; raise it with --timeout"),
+        ("stall:after=5,ms=3000", "--timeout 0.4", "allow longer: --timeout"),
     ],
 )
 def test_faults_render_one_line_and_keep_partial_text(
@@ -327,10 +353,11 @@ def test_faults_render_one_line_and_keep_partial_text(
     lines = texts(outputs)
     error = lines[-1]
     assert error.startswith("⚠ ") and "\n" not in error and expect in error
+    assert len(error) <= 100 and error.count(" — ") == 1
     assert "Traceback" not in repr(outputs)
     if "after=5" in fault or "at=5" in fault:
         assert len(lines) == 2 and lines[0].strip()  # the partial answer stays
-        assert "partial answer kept above" in error
+        assert error.endswith("partial answer kept")
     assert magics.last_error is not None
 
 
@@ -350,14 +377,18 @@ def test_interrupt_keeps_partial_text_with_a_marker(
     timer = threading.Timer(0.5, _thread.interrupt_main)
     timer.start()
     try:
-        with pytest.raises(HolyInterrupt):
+        with pytest.raises(HolyInterrupt) as caught:
             ip.run_cell_magic("holy", "--max-tokens 200", "q")
     finally:
         timer.cancel()
-    answer, marker = texts(recorder.outputs())
-    assert answer.strip() and answer == magics.turns[-1].reply
-    assert 3 < len(answer.split()) < 200
-    assert marker.startswith("⏹ interrupted")
+    answer = texts(recorder.outputs())
+    reply = magics.turns[-1].reply
+    assert reply.strip() and "".join(answer).split() == reply.split()
+    assert 3 < len(reply.split()) < 200
+    # Said once: by the exception that stops "Run All" (one line), not by a status line too.
+    assert not any("interrupted" in out for out in answer)
+    assert caught.value._render_traceback_() == [str(caught.value)]
+    assert str(caught.value).startswith("⏹ interrupted — partial answer kept above · ")
     assert magics.turns[-1].outcome == "interrupted"
     # The upstream request was closed, not left streaming.
     for _ in range(50):
@@ -388,12 +419,13 @@ def test_models_config_stats_history_error(
         ip.run_line_magic("holy", "history clear")
         ip.run_line_magic("holy", "history")
     out = cap.stdout
-    assert "* deepseek-v3.2" in out and "$0.42/MTok" in out and "gpt-4.1" in out
+    assert "* deepseek-v3.2" in out and "$0.28 in / $0.42 out per MTok" in out
+    assert "gpt-4.1" in out
     assert mock.url in out and "sk-…" in out
     assert "No requests yet." in out and "No error in this session." in out
     assert "session: 2 requests (1 failed)" in out
     assert "you: remember me" in out and "[default]" in out
-    assert "status_code: 404" in out and "Traceback" in out
+    assert "status code: 404" in out and "Traceback" in out
     assert "History cleared." in out and magics.chats == {}
     everything = out + repr(cap.outputs) + repr(ip.user_ns.get("Out"))
     assert SECRET not in everything
@@ -433,6 +465,18 @@ def test_prices_override_the_cost(
     assert f"${expected:.4f}" in texts(recorder.outputs())[-1]
 
 
+def test_prices_take_input_and_output_and_merge_over_the_defaults(
+    ip: InteractiveShell, recorder: Recorder, mock: MockServer, magics: HolyMagics
+) -> None:
+    ip.run_line_magic("config", "HolyMagics.prices = {'my-model': (1.0, 2.0)}")
+    ip.run_cell_magic("holy", "--max-tokens 10", "q")  # deepseek-v3.2: still priced
+    turn = magics.turns[-1]
+    prompt = turn.stats.prompt_tokens or 0
+    assert turn.cost == pytest.approx((prompt * 0.28 + turn.stats.tokens * 0.42) / 1e6)
+    with pytest.raises(TypeError, match="a price is a number"):
+        magics.prices = {"x": "cheap"}
+
+
 def test_code_format_without_fences_uses_the_whole_reply(
     ip: InteractiveShell, recorder: Recorder, mock: MockServer, magics: HolyMagics
 ) -> None:
@@ -451,3 +495,111 @@ def test_terminal_errors_and_retries_are_plain_lines(
     lines = cap.stdout.splitlines()
     assert lines[0].startswith("⟳ server error 503 — retrying in")
     assert lines[-1].startswith("⚠ ") and "run the cell again" in lines[-1]
+
+
+def test_mock_start_says_what_tps_does_and_does_not_change(
+    ip: InteractiveShell, magics: HolyMagics
+) -> None:
+    with capture_output() as cap:
+        ip.run_line_magic("holy", "mock start --tps 60")
+    line = cap.stdout.strip()
+    assert "generated replies: 60 tok/s" in line
+    assert "cassettes replay at their recorded pace × 1 (set by speed, not tps)" in line
+    with capture_output() as cap:
+        ip.run_line_magic("holy", "mock start --speed 2")
+    assert "cassettes replay at their recorded pace × 2" in cap.stdout
+    with capture_output() as cap:
+        ip.run_line_magic("holy", "mock start")
+    assert "cassettes" not in cap.stdout  # nothing to warn about
+
+
+# -- tool calls and thinking, end to end (the real client and mock) ----------------------------
+
+WEATHER = "What is the weather in Bangkok and Chiang Mai right now?"
+
+
+@pytest.mark.parametrize("flags", ["", "--no-stream"])
+def test_tool_calls_show_as_blocks_and_reach_the_variable(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock, flags: str
+) -> None:
+    use_mock(holy_mock_factory(speed=4))
+    ip.run_cell_magic("holy", f"-o reply {flags}", WEATHER)
+    outputs = recorder.outputs()
+    *calls, stats = [o["data"] for o in outputs]
+    assert len(calls) == 2
+    for call, city in zip(calls, ("Bangkok", "Chiang Mai"), strict=True):
+        assert call["text/markdown"].startswith("🔧 **Tool call** `get_weather`")
+        assert f'"{city}' in call["text/markdown"] and '```json\n{\n  "' in call["text/markdown"]
+        assert call["text/plain"].startswith("tool call get_weather({")
+    assert stats["text/plain"].startswith("deepseek-v3.2 · ")
+    reply = ip.user_ns["reply"]
+    assert reply == "" and [c["function"]["name"] for c in reply.tool_calls] == ["get_weather"] * 2
+    args = [json.loads(c["function"]["arguments"]) for c in reply.tool_calls]
+    assert [a["city"] for a in args] == ["Bangkok", "Chiang Mai"]
+    if not flags:  # streamed: the arguments grew in place, fragment by fragment
+        updates = [m for m in recorder.messages if "Tool call" in str(m.get("data"))]
+        assert len(updates) > 2
+
+
+def test_reasoning_shows_a_thinking_block_above_the_answer(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock, magics: HolyMagics
+) -> None:
+    use_mock(holy_mock_factory(tps=400))
+    magics.extra_headers = {"X-Mock-Reasoning": "40"}
+    ip.run_cell_magic("holy", "--max-tokens 20 -o reply", "Is 97 prime?")
+    outputs = [o["data"] for o in recorder.outputs()]
+    thinking, *answer, stats = outputs
+    assert thinking["text/markdown"].startswith('<details class="holynb-thinking">')
+    assert thinking["text/plain"].startswith("💭 Thought for ")
+    assert answer and "<details" not in "".join(a["text/markdown"] for a in answer)
+    assert re.search(r"· thinking [\d.]+ s \(40 tokens\) ·", stats["text/plain"]), stats
+    reply = ip.user_ns["reply"]
+    assert reply.reasoning and reply.reasoning not in reply
+    # While it thought, the block was open.
+    first = recorder.display_messages()[0]["data"]["text/markdown"]
+    assert first.startswith('<details class="holynb-thinking" open>')
+
+
+def test_no_reasoning_hides_the_block_but_keeps_the_text(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock, magics: HolyMagics
+) -> None:
+    use_mock(holy_mock_factory(tps=0))
+    magics.extra_headers = {"X-Mock-Reasoning": "10"}
+    ip.run_cell_magic("holy", "--max-tokens 5 --no-reasoning -o reply", "q")
+    assert not any("<details" in str(m.get("data")) for m in recorder.messages)
+    assert ip.user_ns["reply"].reasoning
+    assert "thinking" in texts(recorder.outputs())[-1]  # still in the stats line
+
+
+def test_recorded_reasoning_cassette(
+    ip: InteractiveShell, recorder: Recorder, holy_mock_factory, use_mock
+) -> None:
+    use_mock(holy_mock_factory(speed=0))
+    prompt = shipped_prompt("reasoning-answer")
+    ip.run_cell_magic("holy", "-o reply", prompt)
+    outputs = [o["data"] for o in recorder.outputs()]
+    assert "Thought for" in outputs[0]["text/plain"]
+    assert "1013" in ip.user_ns["reply"] and ip.user_ns["reply"].reasoning
+
+
+def test_verify_trusts_a_private_ca_and_says_so_when_missing(
+    ip: InteractiveShell, recorder: Recorder, magics: HolyMagics, tmp_path
+) -> None:
+    from tls_mock import tls_mock
+
+    from mockserver import MOCK_KEY
+
+    with tls_mock(tmp_path) as (url, bundle):
+        _config.configure(base_url=url, api_key=MOCK_KEY)
+        ip.run_cell_magic("holy", "--max-tokens 3 --retries 0", "q")
+        line = texts(recorder.outputs())[-1]
+        assert line.startswith("⚠ ") and "%config HolyMagics.verify" in line  # the CA is unknown
+        ip.run_line_magic("config", f"HolyMagics.verify = {bundle!r}")
+        ip.run_cell_magic("holy", "--max-tokens 3", "q")
+    assert magics.turns[-1].outcome == "ok"
+
+
+def test_a_mock_that_cannot_start_is_one_line(ip: InteractiveShell, tmp_path) -> None:
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(UsageError, match="The mock server did not start: .*broken.json"):
+        ip.run_line_magic("holy", f"mock start --cassettes {tmp_path}")

@@ -17,7 +17,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from magicutil import Recorder, cassette_deltas
 from markdown_it import MarkdownIt
 
-from holynb._render_safe import safe_markdown
+from holynb.notebook.safe_markdown import safe_markdown
 from mockserver._cassettes import Cassette, save_cassette
 from mockserver._frames import Frame
 
@@ -133,3 +133,38 @@ def test_magic_publishes_neutralised_markdown(
         assert active_parts(markdown) == [], markdown
     # The variable keeps the reply exactly as the model wrote it.
     assert ip.user_ns["reply"] == "".join(pieces)
+
+
+HAIKU = "An old silent pond\nA frog jumps into the pond\nSplash! Silence again."
+
+
+def test_single_line_breaks_are_kept_as_chat_uis_do() -> None:
+    shown = safe_markdown(HAIKU)
+    html = MarkdownIt("commonmark").render(shown)
+    assert html.count("<br />") == 2  # three lines, as print(reply) shows
+    assert shown.replace("  \n", "\n") == HAIKU  # only trailing spaces were added
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```\nline one\nline two\n```\n",  # code keeps its own lines untouched
+        "    indented\n    code\n",
+        "| a | b |\n|---|---|\n| 1 | 2 |\n",  # table rows are not paragraphs
+        "# Heading\nParagraph",  # a heading is one line
+        "ends with a break  \nnext",  # already a hard break
+        "ends with a backslash\\\nnext",
+        "one line only",
+    ],
+)
+def test_line_breaks_only_added_inside_paragraphs(text: str) -> None:
+    assert safe_markdown(text).count("  \n") == text.count("  \n")
+
+
+def test_line_breaks_in_lists_and_quotes() -> None:
+    shown = safe_markdown("- first line\n  second line\n\n> quoted\n> lines")
+    assert shown == "- first line  \n  second line\n\n> quoted  \n> lines"
+
+
+def test_html_in_indented_code_is_left_as_written() -> None:
+    assert safe_markdown("Code:\n\n    <b>x</b> & y\n") == "Code:\n\n    <b>x</b> & y\n"

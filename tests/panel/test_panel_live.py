@@ -8,8 +8,8 @@ import ipywidgets as w
 import pytest
 
 from holynb import ChatPanel
-from holynb._panel import UPDATE_INTERVAL_S, _LiveBody
-from holynb._panel_render import render_markdown
+from holynb.notebook.panel_live import UPDATE_INTERVAL_S, LiveReply
+from holynb.notebook.safe_markdown import render_html
 
 
 def reply_tokens(paragraphs: int = 30, words: int = 40) -> list[str]:
@@ -25,7 +25,7 @@ def reply_tokens(paragraphs: int = 30, words: int = 40) -> list[str]:
 async def test_live_body_sends_blocks_once_and_throttles_the_tail() -> None:
     loop = asyncio.get_running_loop()
     box = w.VBox()
-    live = _LiveBody(box, loop)
+    live = LiveReply(box, loop)
     # Every value the body sends: value changes of any of its widgets, and each new widget's
     # first value (a new tail is created with its content).
     sent_values: list[str] = []
@@ -62,7 +62,7 @@ async def test_live_body_sends_blocks_once_and_throttles_the_tail() -> None:
     blocks = box.children[:-1]
     assert 1 < len(blocks) <= flushes
     finished = _split_like_live(tokens)
-    assert "".join(b.value for b in blocks) == "".join(render_markdown(f) for f in finished)
+    assert "".join(b.value for b in blocks) == "".join(render_html(f) for f in finished)
     # Bytes sent versus re-sending the whole reply on every token (raw text, a lower bound).
     sent = sum(len(v) for v in sent_values)
     naive, length = 0, 0
@@ -76,13 +76,16 @@ async def test_live_body_sends_blocks_once_and_throttles_the_tail() -> None:
     await asyncio.sleep(UPDATE_INTERVAL_S * 2)
     assert "tail word" in live._tail.value
 
+    # The final render is in place: the frozen blocks are not touched, only the tail changes.
+    frozen = [(b, b.value) for b in box.children[:-1]]
     live.finish()
-    (final,) = box.children
-    assert final.value == render_markdown(text + "tail word")
+    assert [(b, b.value) for b in box.children[:-1]] == frozen
+    assert box.children[-1].value == render_html(live._markdown.pending)
+    assert "tail word" in box.children[-1].value
 
 
 def _split_like_live(tokens: list[str]) -> list[str]:
-    from holynb._render import MarkdownBlocks
+    from holynb.notebook.live_markdown import MarkdownBlocks
 
     blocks = MarkdownBlocks()
     finished: list[str] = []
@@ -94,14 +97,14 @@ def _split_like_live(tokens: list[str]) -> list[str]:
 async def test_finished_blocks_render_to_the_same_html() -> None:
     loop = asyncio.get_running_loop()
     box = w.VBox()
-    live = _LiveBody(box, loop)
+    live = LiveReply(box, loop)
     tokens = reply_tokens(paragraphs=6, words=5)
     for token in tokens:
         live.feed(token)
         await asyncio.sleep(0)
     live.flush()
     live_html = "".join(child.value for child in box.children)
-    assert live_html.replace("\n", "") == render_markdown("".join(tokens)).replace("\n", "")
+    assert live_html.replace("\n", "") == render_html("".join(tokens)).replace("\n", "")
 
 
 @pytest.mark.parametrize("mock", [True, {"ttft_ms": 0, "tps": 0}])
@@ -119,3 +122,55 @@ async def test_mock_true_needs_no_key(monkeypatch: pytest.MonkeyPatch, mock: obj
     finally:
         await panel.aclose()
     assert panel._mock is None
+
+
+async def test_reply_with_thinking_and_tool_calls() -> None:
+    loop = asyncio.get_running_loop()
+    box = w.VBox()
+    live = LiveReply(box, loop)
+    for i in range(5):
+        live.add_reasoning(f"thought {i}. ")
+    await asyncio.sleep(UPDATE_INTERVAL_S * 2)
+    (thinking,) = box.children
+    assert "<details" in thinking.value and " open>" in thinking.value
+    live.feed("Checking the weather.\n\n")
+    live.tool_call(0, "call_0", "get_weather", '{"location": ')
+    live.tool_call(0, None, None, '"Bangkok"}')
+    await asyncio.sleep(UPDATE_INTERVAL_S * 2)
+    live.finish()
+    thinking, answer, call = box.children
+    assert " open>" not in thinking.value and "Thought for" in thinking.value
+    assert "thought 4." in thinking.value
+    assert answer.value == render_html("Checking the weather.\n\n")
+    assert "get_weather" in call.value and "Bangkok" in call.value
+    assert "holynb-tool-call" in call._dom_classes
+    assert live.reasoning.startswith("thought 0.")
+    assert live.tool_calls == [
+        {
+            "id": "call_0",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"location": "Bangkok"}'},
+        }
+    ]
+
+
+async def test_tool_calls_only_leave_no_empty_answer_widget() -> None:
+    loop = asyncio.get_running_loop()
+    box = w.VBox()
+    live = LiveReply(box, loop)
+    live.tool_call(0, "c", "f", "{}")
+    live.finish()
+    (call,) = box.children
+    assert "holynb-tool-call" in call._dom_classes
+
+
+async def test_the_answer_shows_after_a_thinking_block() -> None:
+    loop = asyncio.get_running_loop()
+    box = w.VBox()
+    live = LiveReply(box, loop)
+    live.add_reasoning("hmm")
+    await asyncio.sleep(UPDATE_INTERVAL_S * 2)
+    live.feed("The answer")
+    await asyncio.sleep(UPDATE_INTERVAL_S * 2)
+    thinking, answer = box.children
+    assert "The answer" in answer.value and " open>" not in thinking.value

@@ -113,10 +113,10 @@ async def test_send_streams_a_reply(holy_mock: Any, make_panel: Any) -> None:
     assert "holynb-assistant" in state(assistant)["_dom_classes"]
     footer = panel._messages[-1].footer_text
     assert "TTFT" in footer and "tok/s" in footer and "24 tokens" in footer
-    assert "$" in footer and "SSE" in footer
-    # One final complete render of the whole reply.
-    (body,) = panel._messages[-1].body.children
-    assert body.value.startswith("<p>")
+    assert "$" in footer and "SSE" in footer and footer.startswith("deepseek-v3.2 · SSE · ")
+    # The final render completes the reply in place: every block rendered, none repeated.
+    bodies = panel._messages[-1].body.children
+    assert bodies and all(b.value.startswith("<p>") for b in bodies)
     assert panel.streaming is False
     assert state(panel._stop_button)["disabled"] is True
     request = holy_mock.journal()[-1]["request"]
@@ -209,8 +209,6 @@ async def test_last_code_block_from_a_cassette_reply(
 ) -> None:
     panel = make_panel(holy_mock_factory(speed=0))  # the shipped cassette, without its timing
     assert panel.last_code() is None
-    panel._insert_button.click()
-    assert "No code block" in panel.banner
     reply = await panel.send(FIB_PROMPT)
     assert "```" in reply
     code = panel.last_code()
@@ -219,8 +217,32 @@ async def test_last_code_block_from_a_cassette_reply(
     shell.rl_next_input = None
     assert panel.insert_code() == code
     assert shell.rl_next_input == code
-    panel._insert_button.click()
-    assert "new cell" in panel.status
+
+
+@pytest.mark.parametrize(
+    ("report", "status"),
+    [
+        ("inserted#1", "Code inserted into a new cell below the panel."),
+        ("copied#2", "Copied the code to the clipboard: this page has no holynb frontend"),
+        ("failed#3", "Could not insert or copy the code here"),
+        ("none#4", "No code block in the assistant's replies yet."),
+        ("garbage#5", "Could not insert or copy the code here"),
+    ],
+)
+def test_code_to_cell_status_says_what_the_browser_did(
+    holy_mock: Any, report: str, status: str
+) -> None:
+    from holynb import ChatPanel
+
+    panel = ChatPanel(base_url=holy_mock.url, api_key="sk-holynb-mock")
+    try:
+        before = panel.status
+        panel._insert_report.value = report  # what the page's script sends after the click
+        assert panel.status.startswith(status)
+        panel._insert_report.value = ""
+        assert panel.status.startswith(status) and before != panel.status
+    finally:
+        panel.close()
 
 
 async def test_messages_show_the_partial_text_while_streaming(
@@ -271,3 +293,60 @@ async def test_calls_from_another_thread_run_on_the_home_loop(
         "sent from a subshell",
         second,
     ]
+
+
+def test_mock_panel_says_how_the_mock_paces_replies() -> None:
+    from holynb import ChatPanel
+
+    panel = ChatPanel(mock={"tps": 60})
+    try:
+        assert panel.status.startswith("Mock server at http://127.0.0.1:")
+        assert "60 tok/s" in panel.status and "set by speed, not tps" in panel.status
+    finally:
+        panel.close()
+    with pytest.raises(TypeError, match="unknown mock option"):
+        ChatPanel(mock={"tokens_per_second": 60})
+
+
+async def test_verify_reaches_the_client(tmp_path: Any) -> None:
+    from tls_mock import tls_mock
+
+    from holynb import ChatPanel
+
+    with tls_mock(tmp_path) as (url, bundle):
+        panel = ChatPanel(base_url=url, api_key="sk-holynb-mock", verify=bundle, max_tokens=3)
+        try:
+            assert await panel.send("hello") and panel.banner == ""
+        finally:
+            await panel.aclose()
+        panel = ChatPanel(base_url=url, api_key="sk-holynb-mock", max_tokens=3)
+        try:
+            await panel.send("hello")
+            assert "ChatPanel(verify=" in panel.banner
+        finally:
+            await panel.aclose()
+
+
+async def test_tool_calls_and_thinking_end_to_end(holy_mock_factory: Any, make_panel: Any) -> None:
+    mock = holy_mock_factory(speed=4, reasoning_tokens=12, tps=400)
+    panel = make_panel(mock)
+    await panel.send("What is the weather in Bangkok and Chiang Mai right now?")
+    message = panel._messages[-1]
+    calls = [c for c in message.body.children if "holynb-tool-call" in c._dom_classes]
+    assert len(calls) == 2 and "get_weather" in calls[0].value and "Chiang Mai" in calls[1].value
+    assert [c["function"]["name"] for c in panel.messages[-1]["tool_calls"]] == ["get_weather"] * 2
+    assert "🔧 Tool call `get_weather`" in panel.export()
+    # Tool calls are not sent back: the panel runs no tools, so no result could follow them.
+    await panel.send("And tomorrow?")
+    sent = mock.journal()[-1]["request"]["messages"]
+    assert all("tool_calls" not in m for m in sent)
+
+    reply = await panel.send("Is 97 a prime number?")
+    message = panel._messages[-1]
+    thinking = message.body.children[0]
+    assert thinking.value.startswith('<details class="holynb-thinking"><summary>💭 Thought for')
+    assert message.reasoning and reply and message.reasoning not in reply
+    assert "thinking" in message.footer_text and "(12 tokens)" in message.footer_text
+    panel.show_reasoning = False
+    await panel.send("Once more?")
+    assert "holynb-thinking" not in str([c.value for c in panel._messages[-1].body.children])

@@ -2,9 +2,9 @@
 
 Each reply runs as an asyncio task on the kernel's own event loop (ipykernel runs one), so
 other cells execute while tokens arrive and widget updates happen on the kernel thread.
-Rendering follows the budget in DESIGN.md: one widget per message, finished Markdown blocks
-sent once, only the block in progress re-sent, at most ~20 updates per second, and one final
-complete render per reply.
+Rendering follows the budget in DESIGN.md: one widget per finished Markdown block, sent once,
+only the block in progress re-sent, at most ~20 updates per second, and a final render that
+only completes the block in progress (see ``panel_live.py``).
 """
 
 from __future__ import annotations
@@ -19,149 +19,33 @@ from typing import Any
 import ipywidgets as w
 import traitlets as t
 
-from holynb import _config
-from holynb._errors import (
-    APIStatusError,
-    AuthenticationError,
-    ConfigError,
-    MalformedChunkError,
-    RateLimitError,
-    StreamInterrupted,
-    StreamTimeout,
-)
-from holynb._panel_assets import PANEL_CSS, PANEL_JS
-from holynb._panel_render import code_blocks, render_markdown
-from holynb._pricing import DEFAULT_PRICES, cost_usd
-from holynb._render import Budget, MarkdownBlocks
+from holynb import _config, _mock
+from holynb._errors import ConfigError
+from holynb._pricing import DEFAULT_PRICES, price_table
 from holynb._retry import RetryEvent
+from holynb._stats import stats_line
+from holynb.notebook.messages import advice, what_happened
+from holynb.notebook.panel_assets import PANEL_CSS, PANEL_JS
+from holynb.notebook.panel_live import LiveReply, Message
+from holynb.notebook.safe_markdown import code_blocks, code_span
 
 __all__ = ["ChatPanel"]
 
-UPDATE_INTERVAL_S = 0.05  # at most ~20 transcript updates per second per reply
 COUNTDOWN_TICK_S = 0.1
 STOP_MARKER = "⏹ stopped"
 INTERRUPTED_MARKER = "⚠ interrupted"
-
-
-class _LiveBody:
-    """The body of the reply being streamed: finished blocks sent once, the tail re-rendered."""
-
-    def __init__(self, box: w.Box, loop: asyncio.AbstractEventLoop) -> None:
-        self._box = box
-        self._loop = loop
-        self._markdown = MarkdownBlocks()
-        self._finished: list[str] = []  # finished blocks not yet sent
-        self._tail = w.HTML()
-        self._blocks: list[w.HTML] = []
-        self._budget = Budget(1 / UPDATE_INTERVAL_S, clock=loop.time)
-        self._timer: asyncio.TimerHandle | None = None
-        box.children = (self._tail,)
-
-    @property
-    def text(self) -> str:
-        """Everything received so far."""
-        return self._markdown.text
-
-    def feed(self, delta: str) -> None:
-        """Take a delta; render now if the last update is old enough, else schedule one."""
-        self._finished += self._markdown.feed(delta)
-        self._markdown.trim(self._markdown.boundary)  # finished text is kept in _finished
-        wait = self._budget.due_in()
-        if wait == 0:
-            self.flush()
-        elif self._timer is None:
-            # Tokens that arrive in a burst and then pause must still show within the interval.
-            self._timer = self._loop.call_later(wait, self.flush)
-
-    def flush(self) -> None:
-        """Send newly finished blocks once and re-render the block in progress."""
-        self._cancel_timer()
-        self._budget.take()
-        # A half-written code fence is shown closed, so it renders as code while it streams.
-        tail = render_markdown(self._markdown.pending + self._markdown.closing_fence())
-        if self._finished:
-            # The tail widget freezes in place as the finished blocks, then a new tail follows.
-            # In this order the browser never shows a finished block twice (once frozen, once
-            # still in the old tail) between the two widget messages.
-            frozen = self._tail
-            frozen.value = render_markdown("".join(self._finished))
-            self._finished.clear()
-            self._blocks.append(frozen)
-            self._tail = w.HTML(tail)
-            self._box.children = (*self._blocks, self._tail)
-        elif tail != self._tail.value:
-            self._tail.value = tail
-
-    def finish(self) -> None:
-        """Replace the live blocks by one complete render of the whole reply."""
-        old = [*self._blocks, self._tail]
-        self._box.children = (w.HTML(render_markdown(self.text)),)
-        self.discard(old)
-
-    def discard(self, widgets: list[w.HTML] | None = None) -> None:
-        """Stop rendering and close the live widgets (all of them by default)."""
-        self._cancel_timer()
-        for widget in [*self._blocks, self._tail] if widgets is None else widgets:
-            widget.close()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-
-class _Message:
-    """One transcript entry: its role, text, status and the widgets showing it."""
-
-    def __init__(self, role: str, content: str, *, model: str = "") -> None:
-        self.role = role
-        self.content = content
-        self.model = model
-        self.status = "done"  # done | streaming | stopped | interrupted
-        self.footer_text = ""
-        self.live: _LiveBody | None = None  # set while the reply streams
-        who = "You" if role == "user" else f"Assistant · {html.escape(model)}"
-        self.header = w.HTML(f'<span class="holynb-role">{who}</span>')
-        self.body = w.VBox()
-        self.footer = w.HTML()
-        self.box = w.VBox((self.header, self.body, self.footer))
-        self.box.add_class("holynb-msg")
-        self.box.add_class(f"holynb-{role}")
-        if content:
-            self.body.children = (w.HTML(render_markdown(content)),)
-
-    def set_footer(self, text: str) -> None:
-        self.footer_text = text
-        self.footer.value = f'<span class="holynb-footer">{html.escape(text)}</span>'
-
-    def close(self) -> None:
-        for child in self.body.children:
-            child.close()
-        for widget in (self.header, self.body, self.footer, self.box):
-            widget.close()
-
-
-def _describe(err: BaseException) -> str:
-    """One line telling the user what went wrong and what to do."""
-    if isinstance(err, ConfigError):
-        return f"{err} In a notebook you can also use ChatPanel(mock=True)."
-    if isinstance(err, AuthenticationError):
-        return (
-            f"The API key was refused ({err.status_code}): {err} "
-            "Check HOLYSHEEP_API_KEY or pass api_key=..."
-        )
-    if isinstance(err, RateLimitError):
-        hint = f" The server asks to wait {err.retry_after:g} s." if err.retry_after else ""
-        return f"Rate limited (429) and out of retries: {err}{hint} Press Retry to try again."
-    if isinstance(err, StreamTimeout):
-        return f"Timed out ({err.phase}): {err} The partial reply, if any, is kept."
-    if isinstance(err, StreamInterrupted):
-        return f"Connection lost mid-reply: {err} The partial reply is kept."
-    if isinstance(err, MalformedChunkError):
-        return f"The server sent a malformed chunk: {err}"
-    if isinstance(err, APIStatusError):
-        return f"Server error {err.status_code}: {err}"
-    return f"{type(err).__name__}: {err}"
+# What the browser reports after "Code → cell" (see panel_assets.PANEL_JS), as status lines.
+_INSERT_OUTCOMES = {
+    "inserted": "Code inserted into a new cell below the panel.",
+    "copied": (
+        "Copied the code to the clipboard: this page has no holynb frontend extension to insert "
+        "a cell (reinstall holynb and reload), or run panel.insert_code() in a cell."
+    ),
+    "failed": (
+        "Could not insert or copy the code here; run panel.insert_code() in a cell instead."
+    ),
+    "none": "No code block in the assistant's replies yet.",
+}
 
 
 def _running_loop() -> asyncio.AbstractEventLoop:
@@ -200,6 +84,7 @@ class ChatPanel(w.VBox):
     max_tokens = t.Int(0, min=0, help="Reply length limit in tokens (0: the server default).")
     streaming = t.Bool(False, read_only=True, help="True while a reply is streaming.")
     status = t.Unicode("", read_only=True, help="One-line state shown under the input.")
+    show_reasoning = t.Bool(True, help="Show the model's thinking above each reply.")
 
     def __init__(
         self,
@@ -213,22 +98,28 @@ class ChatPanel(w.VBox):
         max_tokens: int | None = None,
         mock: bool | dict[str, Any] = False,
         client_options: dict[str, Any] | None = None,
-        prices: dict[str, float] | None = None,
+        prices: dict[str, Any] | None = None,
+        show_reasoning: bool = True,
+        verify: Any = True,
         **kwargs: Any,
     ) -> None:
-        """Build the panel; ``mock=True`` (or a dict of MockServer options) starts the mock."""
+        """Build the panel; ``mock=True`` (or a dict of mock options: ``tps``, ``ttft_ms``,
+        ``speed``, ``fault`` ...) starts the bundled mock server. ``prices`` ($/MTok by model:
+        a number or ``(input, output)``) are merged over the default price table. ``verify``
+        (True, False, a CA bundle path or an ``ssl.SSLContext``) is passed to the client."""
         super().__init__(**kwargs)
+        self._prices = dict(prices or {})
+        price_table(self._prices)  # a bad price fails here, not under the first reply
         self._mock: Any = None
+        mock_line = ""
         if mock:
-            from mockserver import MOCK_KEY, MockServer
-
-            self._mock = MockServer(**(mock if isinstance(mock, dict) else {}))
-            self._mock.start()
-            base_url, api_key = self._mock.url, MOCK_KEY
+            options = mock if isinstance(mock, dict) else {}
+            self._mock = _mock.start_mock(**options)
+            base_url, api_key = self._mock.url, _mock.mock_key()
+            mock_line = _mock.describe(self._mock, **options)
         self._base_url = base_url
         self._api_key = api_key
-        self._client_options = dict(client_options or {})
-        self._prices = prices
+        self._client_options = {"verify": verify, **(client_options or {})}
         self._client: Any = None
         self._task: asyncio.Task[str] | None = None
         self._countdown: asyncio.Task[None] | None = None
@@ -238,7 +129,7 @@ class ChatPanel(w.VBox):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested = False
         self._reply_started = False
-        self._messages: list[_Message] = []
+        self._messages: list[Message] = []
         self._models_task: asyncio.Task[None] | None = None
         self._retry_action: Callable[[], object] | None = None
 
@@ -249,9 +140,10 @@ class ChatPanel(w.VBox):
         self.system = system
         self.temperature = temperature
         self.max_tokens = max_tokens or 0
+        self.show_reasoning = show_reasoning
         for name in ("model", "transport", "system", "temperature", "max_tokens"):
             t.link((self, name), (self._controls[name], "value"))
-        self._set_status("Ctrl+Enter or Shift+Enter sends · model output is sanitised")
+        self._set_status(mock_line or "Ctrl+Enter or Shift+Enter sends · model output is sanitised")
 
         try:
             self._loop = asyncio.get_running_loop()
@@ -309,14 +201,22 @@ class ChatPanel(w.VBox):
         )
         self._scroll.add_class("holynb-scroll")
 
-        self._banner_text = w.HTML()
+        # The text takes the room that is left and wraps; the buttons keep their full width.
+        self._banner_text = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self._retry_button = w.Button(
-            description="Retry", icon="redo", button_style="warning", layout={"width": "auto"}
+            description="Retry",
+            icon="redo",
+            button_style="warning",
+            layout=w.Layout(width="auto", flex="0 0 auto"),
         )
-        self._dismiss_button = w.Button(icon="times", tooltip="Dismiss", layout={"width": "36px"})
+        self._dismiss_button = w.Button(
+            description="Dismiss",
+            tooltip="Hide this message",
+            layout=w.Layout(width="auto", flex="0 0 auto"),
+        )
         self._banner = w.HBox(
             (self._banner_text, self._retry_button, self._dismiss_button),
-            layout=w.Layout(display="none", align_items="center"),
+            layout=w.Layout(display="none", align_items="center", width="100%"),
         )
         self._banner.add_class("holynb-banner")
 
@@ -335,9 +235,13 @@ class ChatPanel(w.VBox):
         self._insert_button = w.Button(
             description="Code → cell",
             icon="code",
-            tooltip="Put the last code block into a new cell (or the clipboard)",
+            tooltip="Put the last code block of the replies into a new cell below the panel",
         )
         self._insert_button.add_class("holynb-insert")
+        # The browser does the insertion (panel_assets.PANEL_JS) and reports what happened here.
+        self._insert_report = w.Text(continuous_update=True, layout=w.Layout(display="none"))
+        self._insert_report.add_class("holynb-insert-report")
+        self._insert_report.observe(self._guard(self._on_insert_report), "value")
         self._status = w.HTML()
         self._status.add_class("holynb-status")
         # Callback errors and the keyboard-shortcut script land here.
@@ -353,7 +257,6 @@ class ChatPanel(w.VBox):
         self._send_button.on_click(self._guard(lambda _: self.send()))
         self._stop_button.on_click(self._guard(lambda _: self.stop()))
         self._clear_button.on_click(self._guard(lambda _: self.clear()))
-        self._insert_button.on_click(self._guard(lambda _: self._on_insert_click()))
         self._retry_button.on_click(self._guard(lambda _: self._on_retry_click()))
         self._dismiss_button.on_click(self._guard(lambda _: self._hide_banner()))
 
@@ -367,14 +270,23 @@ class ChatPanel(w.VBox):
             self._input,
             w.HBox((self._send_button, self._stop_button, self._clear_button, self._insert_button)),
             self._status,
+            self._insert_report,
             self._out,
         )
 
     # -------------------------------------------------------------------------- public API
     @property
-    def messages(self) -> list[dict[str, str]]:
-        """The conversation as ``{"role", "content"}`` dicts (the system prompt excluded)."""
-        return [{"role": m.role, "content": self._content(m)} for m in self._messages]
+    def messages(self) -> list[dict[str, Any]]:
+        """The conversation as ``{"role", "content"}`` dicts (the system prompt excluded);
+        replies that called tools also have ``"tool_calls"`` (OpenAI form)."""
+        messages: list[dict[str, Any]] = []
+        for m in self._messages:
+            entry: dict[str, Any] = {"role": m.role, "content": self._content(m)}
+            calls = m.live.tool_calls if m.live is not None else m.tool_calls
+            if calls:
+                entry["tool_calls"] = calls
+            messages.append(entry)
+        return messages
 
     def send(self, text: str | None = None) -> asyncio.Future[str]:
         """Send ``text`` (default: the input box) and stream the reply; await it for the text."""
@@ -388,7 +300,7 @@ class ChatPanel(w.VBox):
         loop = self._home()
         if from_input:
             self._input.value = ""
-        self._append(_Message("user", text))
+        self._append(Message("user", text))
         return self._start_reply(loop)
 
     def retry(self) -> asyncio.Future[str]:
@@ -448,7 +360,7 @@ class ChatPanel(w.VBox):
             if message.role == "assistant":
                 blocks = code_blocks(self._content(message))
                 if blocks:
-                    return blocks[-1].rstrip("\n")
+                    return blocks[-1].body.rstrip("\n")
         return None
 
     def insert_code(self) -> str:
@@ -510,10 +422,10 @@ class ChatPanel(w.VBox):
     def _start_reply(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[str]:
         self._hide_banner()
         history = self._history()
-        message = _Message("assistant", "", model=self.model)
+        message = Message("assistant", "", model=self.model)
         message.status = "streaming"
         message.set_footer("streaming…")
-        message.live = live = _LiveBody(message.body, loop)
+        message.live = live = LiveReply(message.body, loop)
         self._append(message)
         self._set_status(f"Streaming from {self.model} over {self.transport.upper()}…")
         self._stop_requested = self._reply_started = False
@@ -522,7 +434,7 @@ class ChatPanel(w.VBox):
         return self._task
 
     async def _reply(
-        self, message: _Message, live: _LiveBody, history: list[dict[str, str]]
+        self, message: Message, live: LiveReply, history: list[dict[str, str]]
     ) -> str:
         self._reply_started = True
         stream: Any = None
@@ -535,12 +447,21 @@ class ChatPanel(w.VBox):
             async with self._get_client().stream(
                 history, model=self.model, transport=self.transport, **params
             ) as stream:
-                async for delta in stream:
+                async for event in stream.events():
                     if self._countdown is not None:
                         self._end_countdown(hide=True)  # retried successfully
-                    live.feed(delta)
+                    if event.type == "content":
+                        live.feed(event.text)
+                    elif event.type == "reasoning":
+                        live.add_reasoning(event.text, shown=self.show_reasoning)
+                    elif event.type == "tool_call":
+                        live.tool_call(event.index, event.id, event.name, event.arguments)
             message.status = "done"
-            message.set_footer(self._stats_line(stream))
+            stats = stream.stats
+            line = stats_line(
+                stats, model=stream.model, transport=stream.transport, prices=self._prices
+            )
+            message.set_footer(line)
             self._set_status("Ready")
         except asyncio.CancelledError:
             message.status = "stopped"
@@ -561,10 +482,13 @@ class ChatPanel(w.VBox):
             # after a failure the error banner has replaced it and stays.
             self._end_countdown(hide=message.status != "interrupted")
             message.content = live.text
+            message.reasoning = live.reasoning
+            message.tool_calls = live.tool_calls
             message.live = None
+            received = message.content or message.reasoning or message.tool_calls
             if message not in self._messages:
                 live.discard()  # cleared while streaming: its widgets are gone
-            elif message.status == "interrupted" and not message.content:
+            elif message.status == "interrupted" and not received:
                 live.discard()
                 self._remove(message)  # nothing arrived: the banner says why
             else:
@@ -586,8 +510,13 @@ class ChatPanel(w.VBox):
 
     def _history(self) -> list[dict[str, str]]:
         history = [{"role": "system", "content": self.system}] if self.system.strip() else []
-        # A reply stopped before its first token has no text to send back.
-        return history + [m for m in self.messages if m["content"] or m["role"] != "assistant"]
+        # A reply stopped before its first token has no text to send back; tool calls are
+        # not sent back (the panel runs no tools, so no tool result could follow them).
+        return history + [
+            {"role": m.role, "content": self._content(m)}
+            for m in self._messages
+            if self._content(m) or m.role != "assistant"
+        ]
 
     async def _refresh_models_quietly(self) -> None:
         try:
@@ -635,7 +564,10 @@ class ChatPanel(w.VBox):
                 self._hide_banner()
 
     def _show_error(self, err: BaseException, *, retry: Callable[[], object] | None = None) -> None:
-        self._show_banner(_describe(err), retrying=False, retry=retry)
+        tip = advice(err, "panel")
+        if retry is None and tip.endswith("press Retry"):
+            tip = tip.removesuffix("press Retry") + "try again"  # no Retry offered here
+        self._show_banner(f"{what_happened(err)} — {tip}", retrying=False, retry=retry)
 
     def _show_banner(
         self, text: str, *, retrying: bool, retry: Callable[[], object] | None = None
@@ -708,43 +640,27 @@ class ChatPanel(w.VBox):
         if self._task is not None and not self._task.done():
             raise RuntimeError("A reply is still streaming: press Stop (or call .stop()) first.")
 
-    def _on_insert_click(self) -> None:
-        if self.last_code() is None:
-            raise LookupError("No code block in the assistant's replies yet.")
-        self._set_status(
-            "Last code block sent to a new cell (or copied to the clipboard); "
-            "from a cell, panel.insert_code() also works."
-        )
+    def _on_insert_report(self, change: dict[str, Any]) -> None:
+        """The browser's account of a "Code → cell" click (``outcome#nonce``) as the status."""
+        outcome = change["new"].partition("#")[0]
+        if outcome:
+            self._set_status(_INSERT_OUTCOMES.get(outcome, _INSERT_OUTCOMES["failed"]))
 
-    def _append(self, message: _Message) -> None:
+    def _append(self, message: Message) -> None:
         self._messages.append(message)
         self._log.children = (*self._log.children, message.box)
 
-    def _remove(self, message: _Message) -> None:
+    def _remove(self, message: Message) -> None:
         self._messages.remove(message)
         self._log.children = tuple(c for c in self._log.children if c is not message.box)
         message.close()
 
-    def _content(self, message: _Message) -> str:
+    def _content(self, message: Message) -> str:
         return message.live.text if message.live is not None else message.content
 
     def _set_status(self, text: str) -> None:
         self.set_trait("status", text)
         self._status.value = html.escape(text)
-
-    def _stats_line(self, stream: Any) -> str:
-        stats = stream.stats
-        parts = []
-        if stats.ttft_s is not None:
-            parts.append(f"TTFT {stats.ttft_s * 1000:.0f} ms")
-        if stats.tokens_per_s is not None:
-            parts.append(f"{stats.tokens_per_s:.1f} tok/s")
-        parts.append(f"{stats.tokens} tokens")
-        cost = cost_usd(stream.model or self.model, stats.tokens, self._prices)
-        if cost is not None:
-            parts.append(f"${cost:.6f}")
-        parts.append(self.transport.upper())
-        return " · ".join(parts)
 
     def _partial_line(self, marker: str, stream: Any) -> str:
         tokens = stream.stats.tokens if stream is not None else 0
@@ -765,7 +681,15 @@ class ChatPanel(w.VBox):
             lines += ["## System", "", self.system.strip(), ""]
         for m in self._messages:
             title = "You" if m.role == "user" else f"Assistant ({m.model})"
-            lines += [f"## {title}", "", self._content(m).rstrip(), ""]
+            lines += [f"## {title}", ""]
+            if m.reasoning:
+                lines += ["<details><summary>Thinking</summary>", "", m.reasoning.strip(), "",
+                          "</details>", ""]
+            lines += [self._content(m).rstrip(), ""]
+            for call in m.tool_calls:
+                function = call["function"]
+                name, args = code_span(function["name"]), code_span(function["arguments"])
+                lines += [f"🔧 Tool call {name}: {args}", ""]
             if m.status == "stopped":
                 lines += [f"*{STOP_MARKER}*", ""]
             elif m.status == "interrupted":
@@ -775,6 +699,8 @@ class ChatPanel(w.VBox):
         return "\n".join(lines)
 
     def _export_json(self) -> str:
+        system = [{"role": "system", "content": self.system}] if self.system.strip() else []
+        messages = system + [m for m in self.messages if m["content"] or m.get("tool_calls")]
         return json.dumps(
-            {"model": self.model, "messages": self._history()}, ensure_ascii=False, indent=2
+            {"model": self.model, "messages": messages}, ensure_ascii=False, indent=2
         )

@@ -8,10 +8,18 @@ Re-sending the whole answer on every token costs O(n²) bytes and one IOPub mess
   fenced code block has ended); finished text never changes. The cut points are chosen so that
   rendering the pieces one after another gives the same HTML as rendering the whole text.
 * :class:`LiveMarkdown` turns the growing text into display operations for a notebook: output
-  "slots" that each show a contiguous piece of the answer. The slot at the bottom shows the block
-  in progress and is re-sent at most ``max_updates_per_s`` times a second; once it holds finished
-  blocks it is frozen with exactly those blocks (sent once) and a new slot starts below it.
-  Every operation is one display message, so the rate limit is a limit on messages.
+  "slots" that each show one block of the answer. The slot at the bottom shows the block in
+  progress and is re-sent at most ``max_updates_per_s`` times a second; once that block is
+  finished the slot is frozen with exactly it (sent once) and a new slot starts below it.
+  One slot per block makes the final outputs the same however fast the text came, and the
+  final render only completes the last slot: the outputs above never change, so a reader's
+  scroll position stays put. Every operation is one display message, so the rate limit is a
+  limit on messages.
+
+While a block streams, :meth:`MarkdownBlocks.display_pending` shows it as it will end up: a
+half-written code fence closed, an inline code span still being written closed, and a line that
+may become a table header held back until its delimiter row shows whether it is one (so raw
+pipes never flash).
 
 CommonMark rules referenced below: https://spec.commonmark.org/0.31.2/
 """
@@ -20,9 +28,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from holynb.notebook.safe_markdown import unclosed_code_span
 
 __all__ = ["Budget", "Emit", "LiveMarkdown", "MarkdownBlocks"]
 
@@ -43,6 +54,11 @@ _QUOTE = re.compile(r"^(?: {0,3}>[ \t]?)+")
 # HTML blocks of kinds 1 and 2 may contain blank lines, so they end only at their end marker.
 # https://spec.commonmark.org/0.31.2/#html-blocks
 _RAW_HTML_START = re.compile(r"^ {0,3}(?:<(script|pre|style|textarea)(?:[\s>]|$)|(<!--))", re.I)
+# GFM tables (https://github.github.com/gfm/#tables-extension-): rows that start with a pipe,
+# and the delimiter row under the header (and what a delimiter row still being written may be).
+_PIPE_ROW = re.compile(r"^ {0,3}\|")
+_DELIMITER_ROW = re.compile(r"^ {0,3}\|?(?:[ \t]*:?-+:?[ \t]*\|)+(?:[ \t]*:?-+:?[ \t]*)?$")
+_DELIMITER_PREFIX = re.compile(r"^ {0,3}\|[ \t:|-]*$")
 
 
 def _columns(text: str) -> int:
@@ -166,6 +182,15 @@ class MarkdownBlocks:
             self._trimmed.append(self._buf[:cut])
             self._buf = self._buf[cut:]
             self._base = upto
+
+    def display_pending(self) -> str:
+        """The block in progress as it should be shown while it streams (see the module doc)."""
+        pending = self.pending
+        fence = self.closing_fence()
+        if fence or self._fence is not None:
+            return pending + fence
+        pending = _hold_table_header(pending)
+        return pending + unclosed_code_span(pending)
 
     def closing_fence(self) -> str:
         """Text to append to :attr:`pending` for display so that no fence is rendered half-open."""
@@ -299,6 +324,25 @@ class MarkdownBlocks:
             self._kind = "code" if indent >= 4 else "para"
 
 
+def _hold_table_header(text: str) -> str:
+    """``text`` without a trailing pipe row that may still turn out to be a table header."""
+    lines = text.splitlines(keepends=True)
+    run = 0  # how many lines at the end start with a pipe
+    while run < len(lines) and _PIPE_ROW.match(lines[len(lines) - 1 - run]):
+        run += 1
+    if run == 0 or run > 2:
+        return text
+    last = lines[-1]
+    if run == 2:
+        if last.endswith("\n"):
+            return text  # header and a complete second line: a table, or plain text
+        if not _DELIMITER_PREFIX.match(last):
+            return text  # the second line cannot be a delimiter row: not a table
+    elif last.endswith("\n") and _DELIMITER_ROW.match(last):
+        return text
+    return "".join(lines[: len(lines) - run])
+
+
 class Budget:
     """Spaces messages at least ``1 / rate`` seconds apart, so any 1 s window holds ≤ ``rate``."""
 
@@ -339,8 +383,8 @@ class LiveMarkdown:
 
     Call :meth:`feed` with each delta and perform the returned operations; when no delta
     arrives, call :meth:`poll` after :meth:`due_in` seconds so the last text is not held back.
-    At the end, :meth:`final_text` is the whole answer ready to render (fences closed) and
-    :meth:`finish` freezes the remaining text into the slots (for outputs that stay as they are).
+    At the end, :meth:`finish` freezes the remaining blocks into their slots (not budgeted:
+    the caller paces them); afterwards every slot holds exactly one finished block.
     """
 
     def __init__(self, budget: Budget) -> None:
@@ -349,6 +393,7 @@ class LiveMarkdown:
         self._slot: int | None = None  # the open (bottom) slot, if one is shown
         self._slots = 0
         self._start = 0  # text offset where the open slot, or the next one, begins
+        self._ends: deque[int] = deque()  # ends of finished blocks not yet frozen in a slot
         self._shown = ""  # what the open slot shows
 
     @property
@@ -358,7 +403,8 @@ class LiveMarkdown:
 
     def feed(self, delta: str) -> list[Emit]:
         """Add a delta; return the operations to perform now (at most one)."""
-        self.blocks.feed(delta)
+        for block in self.blocks.feed(delta):
+            self._ends.append((self._ends[-1] if self._ends else self._start) + len(block))
         return self.poll()
 
     def poll(self) -> list[Emit]:
@@ -373,55 +419,55 @@ class LiveMarkdown:
 
     def due_in(self) -> float | None:
         """Seconds until :meth:`poll` has something to send; None when everything is shown."""
-        if self.blocks.boundary == self._start and self._live() == self._shown:
+        if not self._ends and self._live() == self._shown:
             return None
-        if self._slot is None and self.blocks.boundary == self._start and not self._live().strip():
+        if self._slot is None and not self._ends and not self._live().strip():
             return None
         return self.budget.due_in()
 
     def final_text(self) -> str:
-        """The whole text for the final render, with an unterminated fence closed."""
+        """The whole text with an unterminated fence closed."""
         return self.blocks.text + self.blocks.closing_fence()
 
     def finish(self) -> list[Emit]:
-        """Freeze the rest of the text into the slots; return the operations (not budgeted)."""
-        closing = self.blocks.closing_fence()
-        rest = self.blocks.slice(self._start, self.blocks.length) + closing
+        """Freeze the remaining blocks into their slots; return the operations (not budgeted)."""
+        emits = []
+        while self._ends:
+            emit = self._step()
+            if emit is not None:
+                emits.append(emit)
+        rest = self.blocks.pending + self.blocks.closing_fence()
         self.blocks.close()
         self._start = self.blocks.length
-        if rest == self._shown and self._slot is not None:
-            emits = []
-        elif self._slot is not None:
-            emits = [Emit("update", self._slot, rest, True)]
+        if self._slot is not None:
+            # Sent even when the text is what the slot shows: it is final now (frozen).
+            emits.append(Emit("update", self._slot, rest, True))
         elif rest.strip():
-            emits = [Emit("new", self._new_slot(), rest, True)]
-        else:
-            emits = []
+            emits.append(Emit("new", self._new_slot(), rest, True))
         self._slot = None
         self._shown = ""
         return emits
 
     def _live(self) -> str:
-        return self.blocks.pending + self.blocks.closing_fence()
+        return self.blocks.display_pending()
 
     def _new_slot(self) -> int:
         self._slots += 1
         return self._slots - 1
 
     def _step(self) -> Emit | None:
-        boundary = self.blocks.boundary
-        if boundary > self._start:
-            # Freeze the open slot with exactly the finished blocks: they are sent this once.
-            text = self.blocks.slice(self._start, boundary)
-            if self._slot is None:
-                emit = Emit("new", self._new_slot(), text, True)
-            else:
-                emit = Emit("update", self._slot, text, True)
-            self._start = boundary
-            self.blocks.trim(boundary)
-            self._slot = None
-            self._shown = ""
-            return emit
+        if self._ends:
+            # Freeze the open slot with exactly the next finished block: it is sent this once.
+            end = self._ends.popleft()
+            text = self.blocks.slice(self._start, end)
+            self._start = end
+            self.blocks.trim(end)
+            slot, self._slot, self._shown = self._slot, None, ""
+            if slot is not None:
+                return Emit("update", slot, text, True)
+            if not text.strip():
+                return self._step()  # blank lines only: no slot of their own
+            return Emit("new", self._new_slot(), text, True)
         live = self._live()
         if live == self._shown:
             return None
