@@ -1,4 +1,6 @@
-"""Client throughput, CPU cost, capacity and warm TTFT: holynb SSE / WS vs openai SDK, httpx-sse.
+"""Client throughput, CPU cost, capacity and warm TTFT: holynb SSE / WS vs openai SDK, httpx-sse;
+chunks/s per API (chat completions, Responses over SSE and WebSocket, Anthropic Messages) vs the
+official SDKs.
 
 Run: ``python bench/client_throughput.py [--chunks 20000] [--runs 3] [--ttft-samples 300]
 [--paced-streams 1000] [--paced-seconds 5] [--capacity 250,500,750,1000,1500,2000]``
@@ -7,7 +9,9 @@ Server side: the bundled mock cannot write 100k+ chunks/s (aiohttp spends severa
 write), so this script starts its own tiny raw-asyncio server in a subprocess. It answers
 ``POST /v1/chat/completions`` with a pre-rendered SSE body (chunked transfer encoding, one HTTP
 chunk per event, exactly as a streaming server flushes them) and ``GET /v1/ws/chat`` with
-pre-rendered WebSocket text frames. Every peer reads the same events from the same server in
+pre-rendered WebSocket text frames; likewise ``POST /v1/responses`` and ``GET /v1/responses``
+(the Responses API's SSE and WebSocket mode) and ``POST /v1/messages`` (Anthropic Messages), the
+same content in each API's events. Every peer reads the same events from the same server in
 the same run, so the ratios compare client cost only. "chunks/s" counts content chunks delivered
 to user code (the text extracted), request start to end of stream.
 
@@ -69,23 +73,83 @@ def render_chunks(n: int) -> list[str]:
     return out
 
 
-def render_sse_body(n: int) -> bytes:
+def render_responses(n: int) -> list[tuple[str, str]]:
+    """A Responses stream of ``n`` text deltas, as (event type, JSON payload) pairs."""
+    item = {"id": "msg_bench", "type": "message", "role": "assistant", "status": "in_progress",
+            "content": []}
+    response = {"id": "resp_bench", "object": "response", "status": "in_progress", "model": MODEL,
+                "output": [], "usage": None}
+    text = "".join(f" tok{i % 100}" for i in range(n))
+    done_item = {**item, "status": "completed",
+                 "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": response},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {"type": "response.content_part.added", "item_id": "msg_bench", "output_index": 0,
+         "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}},
+    ]
+    events += [{"type": "response.output_text.delta", "item_id": "msg_bench", "output_index": 0,
+                "content_index": 0, "delta": f" tok{i % 100}", "logprobs": []}
+               for i in range(n)]
+    events += [
+        {"type": "response.output_text.done", "item_id": "msg_bench", "output_index": 0,
+         "content_index": 0, "text": text, "logprobs": []},
+        {"type": "response.output_item.done", "output_index": 0, "item": done_item},
+        {"type": "response.completed", "response": {
+            **response, "status": "completed", "output": [done_item],
+            "usage": {"input_tokens": 5, "output_tokens": n, "total_tokens": n + 5,
+                      "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens_details": {"reasoning_tokens": 0}}}},
+    ]
+    for i, event in enumerate(events):
+        event["sequence_number"] = i
+    return [(e["type"], json.dumps(e)) for e in events]
+
+
+def render_messages(n: int) -> list[tuple[str, str]]:
+    """An Anthropic Messages stream of ``n`` text deltas, as (event type, JSON payload) pairs."""
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {
+            "id": "msg_bench", "type": "message", "role": "assistant", "content": [],
+            "model": MODEL, "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": 5, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+    ]
+    events += [{"type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": f" tok{i % 100}"}} for i in range(n)]
+    events += [
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": n}},
+        {"type": "message_stop"},
+    ]
+    return [(e["type"], json.dumps(e)) for e in events]
+
+
+def render_sse_body(events: list[tuple[str | None, str]]) -> bytes:
     """The HTTP/1.1 response: headers, then each SSE event as one chunked-encoding chunk."""
     parts = [
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
     ]
-    for payload in [*render_chunks(n), "[DONE]"]:
-        event = f"data: {payload}\n\n".encode()
+    for name, payload in events:
+        head = f"event: {name}\n" if name else ""
+        event = f"{head}data: {payload}\n\n".encode()
         parts.append(b"%x\r\n%s\r\n" % (len(event), event))
     parts.append(b"0\r\n\r\n")
     return b"".join(parts)
 
 
-def render_ws_frames(n: int) -> bytes:
-    """Unmasked server text frames for each chunk and the final ``[DONE]``."""
+def chat_events(n: int) -> list[tuple[str | None, str]]:
+    """The chat-completions stream: unnamed events, then ``[DONE]``."""
+    return [(None, payload) for payload in [*render_chunks(n), "[DONE]"]]
+
+
+def render_ws_frames(payloads: list[str]) -> bytes:
+    """Unmasked server text frames, one per payload."""
     out = bytearray()
-    for payload in [*render_chunks(n), "[DONE]"]:
+    for payload in payloads:
         data = payload.encode()
         size = len(data)
         if size < 126:
@@ -125,20 +189,31 @@ async def _read_request(
 
 
 async def serve(big: int, small: int) -> None:
-    """Answer chat requests with pre-rendered bodies; ``max_tokens`` <= small gets the small one."""
-    bodies = {True: render_sse_body(small), False: render_sse_body(big)}
-    frames = {True: render_ws_frames(small), False: render_ws_frames(big)}
+    """Answer requests with pre-rendered bodies; chat ``max_tokens`` <= small gets the small one."""
+    bodies = {True: render_sse_body(chat_events(small)), False: render_sse_body(chat_events(big))}
+    frames = {True: render_ws_frames([p for _, p in chat_events(small)]),
+              False: render_ws_frames([p for _, p in chat_events(big)])}
+    responses = render_responses(big)
+    api_bodies = {"/v1/responses": render_sse_body(list(responses)),
+                  "/v1/messages": render_sse_body(list(render_messages(big)))}
+    responses_frames = render_ws_frames([p for _, p in responses])
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 method, path, body = await _read_request(reader, writer)
                 if path.startswith("/v1/ws/chat"):
-                    await serve_ws(reader, writer)
+                    await serve_ws(reader, writer, "messages", frames)
+                    return
+                if method == "GET" and path.startswith("/v1/responses"):
+                    await serve_ws(reader, writer, "input", {False: responses_frames})
                     return
                 if method == "POST" and path.startswith("/v1/chat/completions"):
                     request = json.loads(body)
                     writer.write(bodies[request.get("max_tokens", 0) <= small])
+                    await writer.drain()
+                elif method == "POST" and path in api_bodies:
+                    writer.write(api_bodies[path])
                     await writer.drain()
                 else:
                     reply = b'{"error": {"message": "not found"}}'
@@ -149,11 +224,13 @@ async def serve(big: int, small: int) -> None:
         finally:
             writer.close()
 
-    async def serve_ws(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve_ws(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, field: str,
+                       replies: dict[bool, bytes]) -> None:
+        # A request frame has `field` (chat: messages, Responses: input); others are control.
         async for data in _ws_messages(reader, writer):
             obj = json.loads(data)
-            if "messages" in obj:
-                writer.write(frames[obj.get("max_tokens", 0) <= small])
+            if field in obj:
+                writer.write(replies[len(replies) > 1 and obj.get("max_tokens", 0) <= small])
                 await writer.drain()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -299,10 +376,13 @@ def _messages() -> list[dict[str, str]]:
     return [{"role": "user", "content": "Write a long story."}]
 
 
-async def peer_holynb(base: str, n: int, transport: str) -> Callable[[], Awaitable[int]]:
+async def peer_holynb(
+    base: str, n: int, transport: str, api: str = "chat"
+) -> Callable[[], Awaitable[int]]:
     import holynb
 
-    client = holynb.AsyncClient(base_url=base, api_key=KEY, model=MODEL, transport=transport)
+    client = holynb.AsyncClient(base_url=base, api_key=KEY, model=MODEL, transport=transport,
+                                api=api)
 
     async def run() -> int:
         count = 0
@@ -327,6 +407,45 @@ async def peer_openai(base: str, n: int) -> Callable[[], Awaitable[int]]:
         )
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
+                count += 1
+        return count
+
+    run.close = client.close  # type: ignore[attr-defined]
+    return run
+
+
+async def peer_openai_responses(base: str, n: int) -> Callable[[], Awaitable[int]]:
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=base, api_key=KEY, max_retries=0)
+
+    async def run() -> int:
+        count = 0
+        stream = await client.responses.create(
+            model=MODEL, input=_messages(), max_output_tokens=n, stream=True
+        )
+        async for event in stream:
+            if event.type == "response.output_text.delta" and event.delta:
+                count += 1
+        return count
+
+    run.close = client.close  # type: ignore[attr-defined]
+    return run
+
+
+async def peer_anthropic(base: str, n: int) -> Callable[[], Awaitable[int]]:
+    from anthropic import AsyncAnthropic
+
+    # The Anthropic SDK appends /v1/messages to its base URL.
+    client = AsyncAnthropic(base_url=base.removesuffix("/v1"), api_key=KEY, max_retries=0)
+
+    async def run() -> int:
+        count = 0
+        stream = await client.messages.create(
+            model=MODEL, messages=_messages(), max_tokens=n, stream=True  # type: ignore[arg-type]
+        )
+        async for event in stream:
+            if event.type == "content_block_delta" and event.delta.type == "text_delta":
                 count += 1
         return count
 
@@ -373,6 +492,30 @@ async def throughput(
         cpus.append(cpu / count * 1e6)
     await run.close()  # type: ignore[attr-defined]
     return statistics.median(rates), statistics.median(cpus)
+
+
+async def api_table(
+    base: str, n: int, runs: int, chat: tuple[float, float]
+) -> dict[str, tuple[float, float]]:
+    """Chunks/s per API: holynb on each API and transport beside each API's official SDK."""
+    peers = [
+        ("responses", "holynb SSE", peer_holynb(base, n, "sse", "responses")),
+        ("responses", "holynb WebSocket", peer_holynb(base, n, "ws", "responses")),
+        ("responses", "openai SDK", peer_openai_responses(base, n)),
+        ("messages", "holynb SSE", peer_holynb(base, n, "sse", "messages")),
+        ("messages", "anthropic SDK", peer_anthropic(base, n)),
+    ]
+    rates = {("chat", "holynb SSE"): chat}
+    for api, name, make in peers:
+        rates[api, name] = await throughput(f"{api} {name}", await make, n, runs)
+    print(f"\nper API ({n} text deltas a stream, the same content in each API's events)")
+    print(f"{'API':<12}{'client':<20}{'chunks/s':>12}{'× SDK':>9}{'cpu µs/chunk':>15}")
+    sdk = {"chat": chat[0], "responses": rates["responses", "openai SDK"][0],
+           "messages": rates["messages", "anthropic SDK"][0]}
+    for (api, name), (rate, cpu) in rates.items():
+        ratio = f"{rate / sdk[api]:>8.1f}×" if api != "chat" else f"{'':>9}"
+        print(f"{api:<12}{name:<20}{rate:>12,.0f}{ratio}{cpu:>15.2f}")
+    return {f"{api} {name}": value for (api, name), value in rates.items()}
 
 
 # -- paced streams: CPU per chunk and ITL at many concurrent streams ---------------------------
@@ -692,6 +835,7 @@ async def main() -> None:
         print(f"\n{'client':<28}{'chunks/s':>12}{'× openai SDK':>15}{'cpu µs/chunk':>15}")
         for name, (rate, cpu) in rates.items():
             print(f"{name:<28}{rate:>12,.0f}{rate / base_rate:>14.1f}×{cpu:>15.2f}")
+        api_rates = await api_table(base, n, args.runs, rates["holynb SSE"])
 
         k = args.ttft_samples
         overhead = await ttft_table(base, k, "the raw bench server")
@@ -710,6 +854,11 @@ async def main() -> None:
         ("WS >= SSE", ws >= sse),
         ("warm TTFT overhead <= 1 ms p50", max(overhead, overhead_mock) <= 1.0),
         (f"capacity >= 500 streams at {args.tps:g} tok/s", capacity >= 500),
+        # CPU per chunk, which competing processes move less than rates (a shared machine).
+        ("Responses SSE CPU/chunk <= 1.25x chat SSE",
+         api_rates["responses holynb SSE"][1] <= 1.25 * rates["holynb SSE"][1]),
+        ("Messages SSE CPU/chunk <= 1.25x chat SSE",
+         api_rates["messages holynb SSE"][1] <= 1.25 * rates["holynb SSE"][1]),
     ]
     print("\ntargets: " + "; ".join(f"{what}: {'met' if ok else 'MISSED'}" for what, ok in checks))
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

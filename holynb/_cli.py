@@ -142,12 +142,18 @@ def _add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
         help="send requests through this HTTP proxy (default: HTTPS_PROXY / HTTP_PROXY / "
         "NO_PROXY)",
     )
+    parser.add_argument(
+        "--api",
+        choices=("chat", "responses", "messages"),
+        help="the API to speak: chat completions, OpenAI Responses or Anthropic Messages "
+        "(default: HOLYNB_API or chat)",
+    )
 
 
 def _network(args: argparse.Namespace) -> dict[str, Any]:
-    """The client's network options from --ca-bundle / --insecure / --proxy."""
+    """The client's endpoint options from --ca-bundle / --insecure / --proxy / --api."""
     verify: bool | str = False if args.insecure else args.ca_bundle or True
-    return {"verify": verify, "proxy": args.proxy}
+    return {"verify": verify, "proxy": args.proxy, "api": args.api}
 
 
 def _positive_int(text: str) -> int:

@@ -1,8 +1,8 @@
 """The async client: configuration, ``stream()``, ``complete()`` and ``models()``.
 
 A client owns one network :class:`~holynb._transports.session.Session` (TLS, proxies, one
-connection pool) and the WebSocket pool on top of it; an API module (``holynb._apis``) shapes
-request bodies and parses replies.
+connection pool) and a WebSocket pool per API on top of it; an API module (``holynb._apis``:
+chat completions, Responses, Anthropic Messages) shapes request bodies and parses replies.
 """
 
 from __future__ import annotations
@@ -12,18 +12,21 @@ import logging
 import os
 import ssl
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from holynb._apis import load_api
-from holynb._apis.base import build_messages
+from holynb._apis.base import APISpec, assistant_message, build_messages
 from holynb._config import (
     Options,
+    check_api_transport,
     check_headers,
     check_timeout,
     mask_key,
     mask_url,
+    resolve_api,
     resolve_api_key,
     resolve_base_url,
     resolve_model,
@@ -45,6 +48,8 @@ __all__ = ["AsyncClient", "CompletionResult", "build_messages"]
 log = logging.getLogger("holynb")
 
 _UNSET: Any = object()
+# Anthropic lists models in pages; more than this many pages is not a model list.
+_MAX_MODEL_PAGES = 20
 _TIMEOUTS = ("connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout")
 
 
@@ -60,17 +65,29 @@ class CompletionResult:
     stats: StreamStats = field(default_factory=StreamStats)
     raw: dict[str, Any] | None = None
     reasoning: str = ""
+    raw_finish_reason: str | None = None
+    raw_usage: dict[str, Any] | None = None
+    blocks: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The reply as an assistant message to append to the conversation (chat form; the
+        API's reasoning blocks, e.g. Anthropic thinking signatures, under "thinking_blocks")."""
+        return assistant_message(self.text, self.tool_calls, self.blocks)
 
 
 class AsyncClient:
-    """Streams chat completions over SSE or WebSocket (one aiohttp session), with retries.
+    """Streams replies over SSE or WebSocket (one aiohttp session), with retries.
 
-    Keyword arguments override ``holynb._config.configure()`` values, which override the
-    environment (``HOLYSHEEP_API_KEY``, ``HOLYSHEEP_BASE_URL``, ``HOLYNB_MODEL``,
-    ``HOLYNB_TRANSPORT``). Timeouts are in seconds (None = no limit). ``verify`` is True (system
-    CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), False, a CA bundle path or an
-    ``ssl.SSLContext``; ``proxy`` a proxy URL (default: ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
-    ``ALL_PROXY`` / ``NO_PROXY``). Both are read once, here. Use it as
+    ``api`` is the API spoken: ``"chat"`` (chat completions, ``{base_url}/chat/completions``),
+    ``"responses"`` (OpenAI Responses, ``/responses``) or ``"messages"`` (Anthropic Messages,
+    ``/messages``, SSE only); conversations, tools, results and errors have one form whatever
+    the API. Keyword arguments override ``holynb._config.configure()`` values, which override
+    the environment (``HOLYSHEEP_API_KEY``, ``HOLYSHEEP_BASE_URL``, ``HOLYNB_MODEL``,
+    ``HOLYNB_TRANSPORT``, ``HOLYNB_API``). Timeouts are in seconds (None = no limit).
+    ``verify`` is True (system CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), False, a CA bundle
+    path or an ``ssl.SSLContext``; ``proxy`` a proxy URL (default: ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY``). Both are read once, here. Use it as
     ``async with AsyncClient() as c:``.
     """
 
@@ -93,11 +110,14 @@ class AsyncClient:
         ping_interval: float = 30.0,
         verify: bool | str | os.PathLike[str] | ssl.SSLContext = True,
         proxy: str | None = None,
+        api: str | None = None,
     ) -> None:
         url = resolve_base_url(base_url)
         self._key = resolve_api_key(api_key)
         self.model = resolve_model(model)
         self.transport = resolve_transport(transport)
+        self.api = resolve_api(api)
+        check_api_transport(self.api, self.transport)
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigError(f"max_retries must be an integer >= 0, got {max_retries!r}.")
         if not isinstance(max_connections, int) or max_connections < 1:
@@ -111,7 +131,6 @@ class AsyncClient:
             "skip_malformed": bool(skip_malformed),
             "on_retry": on_retry,
         }
-        self._api = load_api("chat")
         self._url = url
         self.base_url = mask_url(url)
         self._secrets = (self._key, url_password(url))
@@ -120,7 +139,7 @@ class AsyncClient:
         self._ws_pool_size = ws_pool_size
         self._ping_interval = ping_interval
         self._session: Session | None = None
-        self._ws: WSTransport | None = None
+        self._ws: dict[str, WSTransport] = {}
         self._closed = False
 
     @property
@@ -131,7 +150,7 @@ class AsyncClient:
     def __repr__(self) -> str:
         return (
             f"AsyncClient(base_url={self.base_url!r}, model={self.model!r}, "
-            f"transport={self.transport!r}, api_key={self.masked_key!r})"
+            f"api={self.api!r}, transport={self.transport!r}, api_key={self.masked_key!r})"
         )
 
     async def __aenter__(self) -> AsyncClient:
@@ -143,11 +162,10 @@ class AsyncClient:
     async def aclose(self) -> None:
         """Close pooled connections (HTTP and WebSocket)."""
         self._closed = True
-        ws, self._ws = self._ws, None
+        pools, self._ws = list(self._ws.values()), {}
         session, self._session = self._session, None
         try:
-            if ws is not None:
-                await ws.aclose()
+            await asyncio.gather(*(ws.aclose() for ws in pools))
         finally:
             if session is not None:
                 await session.aclose()
@@ -161,7 +179,6 @@ class AsyncClient:
             from holynb._transports.session import Session
 
             self._session = Session(
-                api=self._api,
                 base_url=self._url,
                 key=self._key,
                 net=self._net,
@@ -169,15 +186,16 @@ class AsyncClient:
             )
         return self._session
 
-    def _ws_transport(self) -> WSTransport:
+    def _ws_transport(self, api: APISpec) -> WSTransport:
         session = self._net_session()
-        if self._ws is None:
+        ws = self._ws.get(api.name)
+        if ws is None:
             from holynb._transports.ws import WSTransport
 
-            self._ws = WSTransport(
-                session, pool_size=self._ws_pool_size, ping_interval=self._ping_interval
+            ws = self._ws[api.name] = WSTransport(
+                session, api, pool_size=self._ws_pool_size, ping_interval=self._ping_interval
             )
-        return self._ws
+        return ws
 
     # -- streaming -----------------------------------------------------------------------------
 
@@ -187,6 +205,7 @@ class AsyncClient:
         *,
         model: str | None = None,
         transport: str | None = None,
+        api: str | None = None,
         on_retry: Callable[[RetryEvent], Any] | None = _UNSET,
         max_retries: int = _UNSET,
         connect_timeout: float | None = _UNSET,
@@ -197,14 +216,17 @@ class AsyncClient:
         extra_headers: Mapping[str, str] | None = None,
         **params: Any,
     ) -> AsyncStream:
-        """Start a streamed chat completion; use as ``async with c.stream(...) as s``.
+        """Start a streamed reply; use as ``async with c.stream(...) as s``.
 
-        ``params`` are chat-completions parameters (``temperature``, ``max_tokens``, ``tools``,
-        ...). ``extra_headers`` are sent as HTTP headers (SSE) or URL query parameters (WS).
+        ``messages_or_prompt`` is a prompt or a chat-form conversation, whatever the ``api``.
+        ``params`` are request parameters in chat-completions terms (``temperature``,
+        ``max_tokens``, ``tools``, ``tool_choice``... translated for the API) or the API's own.
+        ``extra_headers`` are sent as HTTP headers (SSE) or URL query parameters (WS).
         """
         if self._closed:
             raise ConfigError("This client is closed: create a new AsyncClient.")
         options = self._options(
+            api=api,
             transport=transport,
             on_retry=on_retry,
             max_retries=max_retries,
@@ -216,14 +238,15 @@ class AsyncClient:
             extra_headers=extra_headers,
         )
         chosen = self.model if model is None else resolve_model(model)
-        body = self._api.build_body(chosen, messages_or_prompt, params, stream=True)
+        spec = load_api(options.api)
+        body = spec.build_body(chosen, messages_or_prompt, params, stream=True)
 
         async def opener(stats: StreamStats) -> Attempt:
-            return await self._open_attempt(body, options, stats)
+            return await self._open_attempt(spec, body, options, stats)
 
         return AsyncStream(
             opener,
-            self._api.parser,
+            spec.parser,
             options,
             model=chosen,
             secrets=self._secrets,
@@ -242,22 +265,25 @@ class AsyncClient:
             values[name] = value
         chosen = given.get("transport")
         values["transport"] = self.transport if chosen is None else resolve_transport(chosen)
+        values["api"] = self.api if given.get("api") is None else resolve_api(given["api"])
+        check_api_transport(values["api"], values["transport"])
         values["extra_headers"] = check_headers(given.get("extra_headers"))
         return Options(**values)
 
     async def _open_attempt(
-        self, body: dict[str, Any], options: Options, stats: StreamStats
+        self, api: APISpec, body: dict[str, Any], options: Options, stats: StreamStats
     ) -> Attempt:
         """Open one request attempt on the chosen transport (the stream's opener)."""
         log.debug(
-            "stream %s model=%s transport=%s key=%s",
+            "stream %s api=%s model=%s transport=%s key=%s",
             self.base_url,
+            api.name,
             body["model"],
             options.transport,
             self.masked_key,
         )
         if options.transport == "ws":
-            return await self._ws_transport().open(
+            return await self._ws_transport(api).open(
                 body,
                 query=options.extra_headers,
                 connect_timeout=options.connect_timeout,
@@ -267,6 +293,7 @@ class AsyncClient:
 
         return await open_sse(
             self._net_session(),
+            api,
             body,
             headers=options.extra_headers,
             connect_timeout=options.connect_timeout,
@@ -280,6 +307,7 @@ class AsyncClient:
         messages_or_prompt: str | Sequence[Mapping[str, Any]],
         *,
         model: str | None = None,
+        api: str | None = None,
         on_retry: Callable[[RetryEvent], Any] | None = _UNSET,
         max_retries: int = _UNSET,
         connect_timeout: float | None = _UNSET,
@@ -287,8 +315,10 @@ class AsyncClient:
         extra_headers: Mapping[str, str] | None = None,
         **params: Any,
     ) -> CompletionResult:
-        """Run a non-streaming chat completion (HTTP JSON) and return its result."""
+        """Ask for a whole reply (one HTTP JSON request, not streamed) and return it."""
         options = self._options(
+            api=api,
+            transport="sse",
             on_retry=on_retry,
             max_retries=max_retries,
             connect_timeout=connect_timeout,
@@ -296,11 +326,12 @@ class AsyncClient:
             extra_headers=extra_headers,
         )
         chosen = self.model if model is None else resolve_model(model)
-        body = self._api.build_body(chosen, messages_or_prompt, params, stream=False)
+        spec = load_api(options.api)
+        body = spec.build_body(chosen, messages_or_prompt, params, stream=False)
         stats = StreamStats()
         t0 = time.perf_counter()
-        data = await self._request_json("POST", self._api.path, body, options, stats)
-        reply = self._api.parse_reply(data, stats)
+        data = await self._request_json("POST", spec, spec.path, body, options, stats)
+        reply = spec.parse_reply(data, stats)
         total = time.perf_counter() - t0
         stats.ttft_s = total
         stats.tokens = stats.completion_tokens or (1 if reply.text else 0)
@@ -315,29 +346,48 @@ class AsyncClient:
             stats=stats,
             raw=data if isinstance(data, dict) else None,
             reasoning=reply.reasoning,
+            raw_finish_reason=reply.raw_finish_reason,
+            raw_usage=reply.raw_usage,
+            blocks=reply.blocks,
         )
 
-    async def models(self) -> list[str]:
-        """The model ids the server offers (``GET /models``); also a cheap key check."""
-        options = self._options()
-        data = await self._request_json("GET", "/models", None, options, StreamStats())
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise APIStatusError(
-                f"GET {self.base_url}/models returned no model list",
-                hint="check the base URL",
-                status_code=200,
-                body=data,
+    async def models(self, *, api: str | None = None) -> list[str]:
+        """The model ids the server offers (``GET /models`` with ``api``'s auth, every page of
+        Anthropic's paged listing); also a cheap key check."""
+        options = self._options(api=api, transport="sse")
+        spec = load_api(options.api)
+        ids: list[str] = []
+        query = ""
+        for _ in range(_MAX_MODEL_PAGES):
+            data = await self._request_json(
+                "GET", spec, spec.models_path, None, options, StreamStats(), query=query
             )
-        return [m["id"] for m in items if isinstance(m, dict) and "id" in m]
+            items = data.get("data") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise APIStatusError(
+                    f"GET {self.base_url}{spec.models_path} returned no model list",
+                    hint="check the base URL",
+                    status_code=200,
+                    body=data,
+                )
+            ids += [m["id"] for m in items if isinstance(m, dict) and "id" in m]
+            # Anthropic pages its listing: has_more and the last id to continue after.
+            last = data.get("last_id")
+            if data.get("has_more") is not True or not isinstance(last, str) or not items:
+                break
+            query = "?" + urllib.parse.urlencode({"after_id": last, "limit": 1000})
+        return ids
 
     async def _request_json(
         self,
         method: str,
+        api: APISpec,
         path: str,
         body: dict[str, Any] | None,
         options: Options,
         stats: StreamStats,
+        *,
+        query: str = "",
     ) -> Any:
         """One JSON request with the retry policy and the connect/total timeouts."""
         session = self._net_session()
@@ -352,8 +402,10 @@ class AsyncClient:
                         method,
                         path,
                         body,
+                        api=api,
                         headers=options.extra_headers,
                         connect_timeout=options.connect_timeout,
+                        query=query,
                     )
                 stats.bytes += size
                 return data

@@ -14,11 +14,13 @@ __all__ = [
     "DEFAULT_MODEL",
     "PLACEHOLDER_KEY",
     "Options",
+    "check_api_transport",
     "check_headers",
     "configure",
     "mask_key",
     "mask_url",
     "reset_defaults",
+    "resolve_api",
     "resolve_api_key",
     "resolve_base_url",
     "resolve_model",
@@ -33,12 +35,14 @@ DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
 DEFAULT_MODEL = "deepseek-v3.2"
 PLACEHOLDER_KEY = "YOUR_HOLYSHEEP_API_KEY"
 TRANSPORTS = ("sse", "ws")
+APIS = ("chat", "responses", "messages")
 
 _ENV = {
     "base_url": "HOLYSHEEP_BASE_URL",
     "api_key": "HOLYSHEEP_API_KEY",
     "model": "HOLYNB_MODEL",
     "transport": "HOLYNB_TRANSPORT",
+    "api": "HOLYNB_API",
 }
 
 # Process-wide defaults set by configure() (``%holy mock start``, the panel, ``holynb demo``).
@@ -51,6 +55,7 @@ def configure(
     api_key: str | None = None,
     model: str | None = None,
     transport: str | None = None,
+    api: str | None = None,
 ) -> None:
     """Set process-wide defaults used by every client created afterwards (None leaves a value)."""
     if base_url is not None:
@@ -61,6 +66,8 @@ def configure(
         _defaults["model"] = resolve_model(model)
     if transport is not None:
         _defaults["transport"] = resolve_transport(transport)
+    if api is not None:
+        _defaults["api"] = resolve_api(api)
 
 
 def reset_defaults() -> None:
@@ -199,6 +206,27 @@ def resolve_transport(explicit: str | None = None) -> str:
     return transport
 
 
+def resolve_api(explicit: str | None = None) -> str:
+    """Return ``"chat"``, ``"responses"`` or ``"messages"``: argument > configure() >
+    HOLYNB_API > chat."""
+    api = (_pick("api", explicit) or "chat").strip().lower()
+    if api not in APIS:
+        raise ConfigError(
+            f"Unknown API {api!r}: use 'chat' (chat completions), 'responses' (OpenAI Responses) "
+            "or 'messages' (Anthropic Messages) (pass api=... or set HOLYNB_API)."
+        )
+    return api
+
+
+def check_api_transport(api: str, transport: str) -> None:
+    """Refuse a combination the APIs do not offer: Anthropic Messages has no WebSocket mode."""
+    if api == "messages" and transport == "ws":
+        raise ConfigError(
+            "The Anthropic Messages API has no WebSocket mode: use transport='sse' with "
+            "api='messages' (or api='chat' / 'responses' over WebSocket)."
+        )
+
+
 def check_timeout(name: str, value: float | None) -> float | None:
     """Validate a timeout in seconds (positive number or None for no limit)."""
     if value is None:
@@ -212,6 +240,7 @@ class Options:
     """Per-request settings after merging call arguments over client defaults."""
 
     __slots__ = (
+        "api",
         "transport",
         "max_retries",
         "connect_timeout",

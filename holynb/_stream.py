@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
-from holynb._apis.base import StreamParser
+from holynb._apis.base import StreamParser, assistant_message
 from holynb._config import Options
 from holynb._errors import ConfigError, HolyError, StreamInterrupted, StreamTimeout
 from holynb._events import StreamEvent
@@ -43,12 +43,13 @@ Opener = Callable[[StreamStats], Awaitable[Attempt]]
 
 
 class AsyncStream:
-    """A streamed chat completion: ``async with`` it, then ``async for delta in stream``
-    (answer text) or ``async for event in stream.events()`` (typed events).
+    """A streamed reply: ``async with`` it, then ``async for delta in stream`` (answer text) or
+    ``async for event in stream.events()`` (typed events) — the same whatever the API.
 
     ``.text``, ``.reasoning``, ``.finish_reason``, ``.usage``, ``.tool_calls``, ``.model`` and
-    ``.stats`` are live while it runs and final once it ends. Leaving the ``async with`` early
-    (or ``aclose()``) closes the upstream connection at once.
+    ``.stats`` are live while it runs and final once it ends; ``.message`` is the reply as an
+    assistant message for the next turn. Leaving the ``async with`` early (or ``aclose()``)
+    closes the upstream connection at once.
     """
 
     def __init__(
@@ -104,13 +105,34 @@ class AsyncStream:
 
     @property
     def finish_reason(self) -> str | None:
-        """``stop``, ``length``, ``tool_calls``... once the server sent it."""
+        """``stop``, ``length``, ``tool_calls``, ``content_filter``... once the server sent it
+        (normalised to the chat-completions values whatever the API)."""
         return self._parser.finish_reason
 
     @property
+    def raw_finish_reason(self) -> str | None:
+        """The API's own finish value (``end_turn``, ``max_output_tokens``, ``completed``...)."""
+        parser = self._parser
+        return parser.raw_finish_reason if parser.raw_finish_reason else parser.finish_reason
+
+    @property
     def usage(self) -> dict[str, Any] | None:
-        """The usage chunk (``prompt_tokens``, ``completion_tokens``, ``total_tokens``) if sent."""
+        """Token usage in chat-completions form (``prompt_tokens``, ``completion_tokens``,
+        ``total_tokens``, ``completion_tokens_details.reasoning_tokens`` when reported), if sent."""
         return self._parser.usage
+
+    @property
+    def raw_usage(self) -> dict[str, Any] | None:
+        """The usage object as the API sent it."""
+        parser = self._parser
+        return parser.raw_usage if parser.raw_usage is not None else parser.usage
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The reply as an assistant message to append to the conversation (chat form; the
+        API's reasoning blocks, e.g. Anthropic thinking signatures, under "thinking_blocks")."""
+        parser = self._parser
+        return assistant_message(self.text, parser.tools.result(), parser.blocks)
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -128,6 +150,11 @@ class AsyncStream:
         return self._opts.transport
 
     @property
+    def api(self) -> str:
+        """``"chat"``, ``"responses"`` or ``"messages"``."""
+        return self._opts.api
+
+    @property
     def done(self) -> bool:
         """True once the stream ended normally."""
         return self._finished and self._failure is None and self._pending_error is None
@@ -136,7 +163,8 @@ class AsyncStream:
         state = "done" if self._finished else "closed" if self._closed else "open"
         label = f" {self._label}" if self._label else ""
         return (
-            f"<AsyncStream model={self.model!r} transport={self.transport!r} {state} "
+            f"<AsyncStream model={self.model!r} api={self.api!r} transport={self.transport!r} "
+            f"{state} "
             f"chars={sum(map(len, self._parser.parts))}{label}>"
         )
 
@@ -296,8 +324,8 @@ class AsyncStream:
                     return []
                 await self._handle(
                     StreamInterrupted(
-                        f"The server closed the stream early ({self.stats.chunks} chunks, no "
-                        "finish_reason, no [DONE])",
+                        f"The server closed the stream early ({self.stats.chunks} chunks, "
+                        f"{parser.END})",
                         hint="retry the request",
                     )
                 )

@@ -90,13 +90,28 @@ class Stream:
 
     @property
     def finish_reason(self) -> str | None:
-        """``stop``, ``length``, ``tool_calls``... once the server sent it."""
+        """``stop``, ``length``, ``tool_calls``... once the server sent it (normalised)."""
         return self._astream.finish_reason
 
     @property
+    def raw_finish_reason(self) -> str | None:
+        """The API's own finish value (``end_turn``, ``max_output_tokens``...)."""
+        return self._astream.raw_finish_reason
+
+    @property
     def usage(self) -> dict[str, Any] | None:
-        """The usage chunk if the server sent one."""
+        """Token usage in chat-completions form, if the server sent it."""
         return self._astream.usage
+
+    @property
+    def raw_usage(self) -> dict[str, Any] | None:
+        """The usage object as the API sent it."""
+        return self._astream.raw_usage
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The reply as an assistant message to append to the conversation."""
+        return self._astream.message
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -112,6 +127,16 @@ class Stream:
     def model(self) -> str:
         """The model that answered (or the one requested)."""
         return self._astream.model
+
+    @property
+    def api(self) -> str:
+        """``"chat"``, ``"responses"`` or ``"messages"``."""
+        return self._astream.api
+
+    @property
+    def transport(self) -> str:
+        """``"sse"`` or ``"ws"``."""
+        return self._astream.transport
 
     @property
     def done(self) -> bool:
@@ -146,6 +171,11 @@ class Client:
         """The default transport (``"sse"`` or ``"ws"``)."""
         return self._aclient.transport
 
+    @property
+    def api(self) -> str:
+        """The default API (``"chat"``, ``"responses"`` or ``"messages"``)."""
+        return self._aclient.api
+
     def __repr__(self) -> str:
         return repr(self._aclient).replace("AsyncClient(", "Client(", 1)
 
@@ -166,7 +196,7 @@ class Client:
         on_retry: Callable[[RetryEvent], Any] | None = None,
         **kwargs: Any,
     ) -> Stream:
-        """Start a streamed chat completion (same arguments as ``AsyncClient.stream``)."""
+        """Start a streamed reply (same arguments as ``AsyncClient.stream``)."""
         events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         callback = self._on_retry if on_retry is None else on_retry
         astream = self._aclient.stream(messages_or_prompt, on_retry=events.put, **kwargs)
@@ -179,12 +209,12 @@ class Client:
         on_retry: Callable[[RetryEvent], Any] | None = None,
         **kwargs: Any,
     ) -> CompletionResult:
-        """Run a non-streaming chat completion (same arguments as ``AsyncClient.complete``)."""
+        """Ask for a whole reply, not streamed (same arguments as ``AsyncClient.complete``)."""
         events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         callback = self._on_retry if on_retry is None else on_retry
         coro = self._aclient.complete(messages_or_prompt, on_retry=events.put, **kwargs)
         return self._runner.run(coro, events=events, on_event=callback)
 
-    def models(self) -> list[str]:
-        """The model ids the server offers."""
-        return self._runner.run(self._aclient.models())
+    def models(self, *, api: str | None = None) -> list[str]:
+        """The model ids the server offers (for ``api``, default the client's)."""
+        return self._runner.run(self._aclient.models(api=api))

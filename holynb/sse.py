@@ -192,24 +192,15 @@ class SSEDecoder:
             # Normalise CRLF and lone CR to LF (a CRLF split across chunks was handled above).
             complete = complete.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         elif (
-            complete[:6] == b"data: "
-            and complete[-2:] == b"\n\n"
+            complete[-2:] == b"\n\n"
             and not self._size
             and not self._data
             and not self._type
             and self._retry is None
             and len(complete) <= self._max
         ):
-            # Fast path for a batch of single-line `data:` events, as streaming servers send
-            # them: when the line ends number exactly two per event, every event is one
-            # "data: ..." line and its blank line. Same result as the general path.
-            pieces = complete[6:-2].split(b"\n\ndata: ")
-            if complete.count(b"\n") == 2 * len(pieces):
-                last_id = self._id
-                events = [
-                    ServerSentEvent("message", piece.decode("utf-8", "replace"), last_id, None)
-                    for piece in pieces
-                ]
+            events = self._batch(complete)
+            if events is not None:
                 if pending:
                     self._check_pending_size(events)
                 return events
@@ -245,6 +236,36 @@ class SSEDecoder:
         if size > self._max:
             self._reset()
             raise EventTooLargeError(size, self._max, events)
+
+    def _batch(self, complete: bytes) -> list[ServerSentEvent] | None:
+        """Fast paths for whole events as streaming servers send them, no event in progress;
+        None when ``complete`` is not one of those shapes. Same result as the general path."""
+        last_id = self._id
+        if complete[:6] == b"data: ":
+            # Single-line `data:` events: line ends number exactly two per event.
+            pieces = complete[6:-2].split(b"\n\ndata: ")
+            if complete.count(b"\n") == 2 * len(pieces):
+                return [
+                    ServerSentEvent("message", piece.decode("utf-8", "replace"), last_id, None)
+                    for piece in pieces
+                ]
+        elif complete[:7] == b"event: ":
+            # Named events (the Responses and Anthropic Messages APIs): "event: TYPE" and one
+            # "data: ..." line each, three line ends per event.
+            pieces = complete[7:-2].split(b"\n\nevent: ")
+            if complete.count(b"\n") == 3 * len(pieces):
+                named = [piece.partition(b"\ndata: ") for piece in pieces]
+                if all(sep for _, sep, _ in named):
+                    return [
+                        ServerSentEvent(
+                            kind.decode("utf-8", "replace") or "message",
+                            payload.decode("utf-8", "replace"),
+                            last_id,
+                            None,
+                        )
+                        for kind, _, payload in named
+                    ]
+        return None
 
     def _process(self, lines: list[bytes]) -> list[ServerSentEvent]:
         # The hot loop: state lives in locals and is written back once at the end.

@@ -220,6 +220,17 @@ def test_random_streams_match_the_reference_algorithm() -> None:
         assert decode(*pieces) == expected, (stream, cuts)
 
 
+def test_batches_of_named_events_match_the_reference_algorithm() -> None:
+    # Batches of "event: T" + one "data:" line take a fast path (Responses, Anthropic streams).
+    rng = random.Random(13)
+    pieces = [b"event: a\ndata: 1\n\n", b"event: \ndata: 2\n\n", b"event: b\ndata:\n\n",
+              b"event: c\ndata: x\ndata: y\n\n", b"event: d\nid: 7\n\n", b"event: e\n\n",
+              "event: ไทย\ndata: 🎉\n\n".encode(), b"data: plain\n\n", b"event: f\ndata: 3\n\n"]
+    for _ in range(300):
+        stream = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        assert decode(stream) == reference_decode(stream), stream
+
+
 # --- line ends -------------------------------------------------------------------------------
 
 

@@ -14,9 +14,13 @@ from holynb._apis.base import APISpec
 
 __all__ = ["APISpec", "load_api"]
 
-_MODULES = {"chat": "holynb._apis.chat"}
+_MODULES = {
+    "chat": "holynb._apis.chat",
+    "responses": "holynb._apis.responses",
+    "messages": "holynb._apis.messages",
+}
 
 
 def load_api(name: str) -> APISpec:
-    """The spec of API ``name`` (``"chat"``)."""
+    """The spec of API ``name`` (``"chat"``, ``"responses"`` or ``"messages"``)."""
     return importlib.import_module(_MODULES[name]).API

@@ -12,10 +12,16 @@ from typing import Any
 
 import orjson
 
-from holynb._apis.base import APISpec, Completion, StreamParser, build_messages
-from holynb._apis.errors import error_from_payload, one_line
-from holynb._config import scrub
-from holynb._errors import ConfigError, MalformedChunkError
+from holynb._apis.base import (
+    THINKING_BLOCKS,
+    APISpec,
+    Completion,
+    StreamParser,
+    WSProtocol,
+    apply_params,
+    build_messages,
+)
+from holynb._apis.errors import error_event_payload, error_from_payload
 from holynb._stats import StreamStats
 from holynb.sse import ServerSentEvent
 
@@ -39,19 +45,16 @@ def build_body(
     stream: bool,
 ) -> dict[str, Any]:
     """The request body; ``params`` are chat-completions parameters (None removes one)."""
-    body: dict[str, Any] = {"model": model, "messages": build_messages(messages_or_prompt)}
+    messages = build_messages(messages_or_prompt)
+    for message in messages:
+        # holynb's record of another API's reasoning blocks is not a chat-completions field.
+        message.pop(THINKING_BLOCKS, None)
+    body: dict[str, Any] = {"model": model, "messages": messages}
     if stream:
         body["stream"] = True
         # Ask for the usage chunk (OpenAI sends it only when asked); stream_options=None omits.
         body["stream_options"] = {"include_usage": True}
-    for name, value in params.items():
-        if name in ("stream", "model", "messages"):
-            raise ConfigError(f"{name}= is set by holynb; pass the prompt/model arguments.")
-        if value is None:
-            body.pop(name, None)
-        else:
-            body[name] = value
-    return body
+    return apply_params(body, params, reserved=("stream", "model", "messages"))
 
 
 def _reasoning_of(delta: dict[str, Any]) -> Any:
@@ -63,6 +66,8 @@ class ChatParser(StreamParser):
 
     __slots__ = ()
 
+    END = "no finish_reason, no [DONE]"
+
     def feed_sse(self, events: list[ServerSentEvent], now: float) -> list[str]:
         """SSE: ``message`` events carry chunks; ``event: error`` carries an error."""
         frames = [event.data for event in events if event.event == "message"]
@@ -70,7 +75,7 @@ class ChatParser(StreamParser):
             # Rare: other event types. ``error`` ones keep their place; the rest are not part
             # of the chat-completions stream and are ignored.
             frames = [
-                event.data if event.event == "message" else _as_error_payload(event.data)
+                event.data if event.event == "message" else error_event_payload(event.data)
                 for event in events
                 if event.event in ("message", "error")
             ]
@@ -141,20 +146,6 @@ class ChatParser(StreamParser):
         self.stats.chunks += chunks
         return out
 
-    def _malformed(self, data: str, chunks: int) -> bool:
-        if self._skip_malformed:
-            self.stats.skipped_chunks += 1
-            return False
-        raw = scrub(data[:200], *self._secrets)
-        number = self.stats.chunks + chunks + self.stats.skipped_chunks + 1
-        self.error = MalformedChunkError(
-            f"Chunk {number} of the stream is not valid JSON ({one_line(raw, 60)!r})",
-            hint="pass skip_malformed=True to skip such chunks",
-            raw=raw,
-            partial_text="".join(self.parts),
-        )
-        return True
-
     def _other(self, obj: dict[str, Any]) -> bool:
         """A chunk off the fast path: an error, usage only or a finish reason without delta."""
         if "error" in obj:
@@ -173,18 +164,6 @@ class ChatParser(StreamParser):
         if self.model is None:
             self.model = obj.get("model")
         return False
-
-
-def _as_error_payload(data: str) -> str:
-    """``event: error`` data as an ``{"error": ...}`` payload (its data may be plain text)."""
-    try:
-        obj = _loads(data)
-    except _JSONError:
-        obj = None
-    if isinstance(obj, dict) and "error" in obj:
-        return data
-    message = obj if isinstance(obj, dict) else {"message": data or "error event"}
-    return orjson.dumps({"error": message}).decode()
 
 
 def parse_reply(data: Any, stats: StreamStats) -> Completion:
@@ -210,12 +189,41 @@ def parse_reply(data: Any, stats: StreamStats) -> Completion:
     )
 
 
+def _ends(frames: list[str]) -> bool:
+    # [DONE] ends a stream; so does an error frame (the socket stays usable).
+    last = frames[-1]
+    return last == _DONE or last.startswith('{"error"') or _DONE in frames
+
+
+def _ws_error(frame: str) -> dict[str, Any] | None:
+    if not frame.startswith('{"error"'):
+        return None
+    try:
+        payload = _loads(frame)
+    except _JSONError:
+        payload = None
+    return payload if isinstance(payload, dict) else {"error": {"message": frame}}
+
+
+# holynb's own protocol (DESIGN.md): the request as one frame, one chunk per frame, [DONE].
+WS = WSProtocol(
+    request=lambda body: orjson.dumps(body).decode(),
+    ends=_ends,
+    error=_ws_error,
+    ping='{"type": "ping"}',
+    pause='{"type": "pause"}',
+    resume='{"type": "resume"}',
+    cancel='{"type": "cancel"}',
+)
+
 API = APISpec(
     name="chat",
+    label="chat completions",
     path="/chat/completions",
-    ws_path="/ws/chat",
     auth_headers=auth_headers,
     build_body=build_body,
     parser=ChatParser,
     parse_reply=parse_reply,
+    ws_path="/ws/chat",
+    ws=WS,
 )

@@ -13,7 +13,13 @@ import orjson
 from holynb._config import mask_key, scrub
 from holynb._errors import APIStatusError, AuthenticationError, RateLimitError
 
-__all__ = ["error_from_payload", "error_from_status", "one_line", "redirect_error"]
+__all__ = [
+    "error_event_payload",
+    "error_from_payload",
+    "error_from_status",
+    "one_line",
+    "redirect_error",
+]
 
 # OpenAI error codes / types (as sent in-stream, without an HTTP status) -> the matching status.
 _CODE_STATUS = {
@@ -42,7 +48,7 @@ _TYPE_STATUS = {
     "tokens": 429,
     "server_error": 500,
     "api_error": 500,
-    "overloaded_error": 503,
+    "overloaded_error": 529,  # Anthropic's "overloaded" status
 }
 # Advice for code users (``.hint``), by status.
 _ADVICE = {
@@ -184,6 +190,18 @@ def redirect_error(status: int, method: str, url: str, location: str, path: str)
         status_code=status,
         location=location,
     )
+
+
+def error_event_payload(data: str) -> str:
+    """``event: error`` data as an ``{"error": ...}`` payload (its data may be plain text)."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict) and "error" in obj:
+        return data
+    message = obj if isinstance(obj, dict) else {"message": data or "error event"}
+    return orjson.dumps({"error": message}).decode()
 
 
 def _number(value: Any) -> float | None:

@@ -8,7 +8,7 @@ holds the ``Authorization`` header) hangs on ``__context__``.
 
 Redirects are followed here, not by aiohttp: 307/308 keep the method and body (at most
 :data:`MAX_REDIRECTS`), 301/302/303 end a POST with an error naming the new location, and the
-auth headers go only to the base URL's origin.
+auth headers (each API's, see :meth:`Session.auth_for`) go only to the base URL's origin.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ _TLS_HINT = (
 )
 _PROXY_HINT = "check proxy= or HTTPS_PROXY / HTTP_PROXY (NO_PROXY lists hosts reached directly)"
 _URL_HINT = "check the base URL (HOLYSHEEP_BASE_URL or base_url=) and that the server is running"
+# Headers that carry credentials: never sent to another origin.
+_AUTH_HEADERS = frozenset({"authorization", "x-api-key"})
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -74,24 +76,21 @@ class Session:
     def __init__(
         self,
         *,
-        api: APISpec,
         base_url: str,
         key: str,
         net: NetConfig,
         max_connections: int,
     ) -> None:
-        self.api = api
         parts = urllib.parse.urlsplit(base_url)
+        self._basic: dict[str, str] | None = None
         if parts.username or parts.password:
             # As httpx and the openai SDK do: URL credentials are sent as HTTP Basic auth.
             user = urllib.parse.unquote(parts.username or "")
             password = urllib.parse.unquote(parts.password or "")
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
-            self.auth = {"Authorization": f"Basic {token}"}
+            self._basic = {"Authorization": f"Basic {token}"}
             host = parts.netloc.rpartition("@")[2]
             base_url = urllib.parse.urlunsplit(parts._replace(netloc=host))
-        else:
-            self.auth = api.auth_headers(key)
         self.base_url = base_url
         # The URL's password (or its user name when there is no password: then it is the token).
         self.secrets: tuple[str | None, ...] = (key, parts.password or parts.username or None)
@@ -150,11 +149,15 @@ class Session:
             proxy = self._proxies[origin] = self._net.proxy.for_url(url)
             return proxy
 
+    def auth_for(self, api: APISpec) -> dict[str, str]:
+        """The auth headers of ``api`` (HTTP Basic instead when the base URL has credentials)."""
+        return dict(self._basic) if self._basic is not None else api.auth_headers(self.key)
+
     def headers_for(self, url: str, headers: Mapping[str, str]) -> dict[str, str]:
-        """Request headers: the auth headers only for the base URL's origin."""
+        """Request headers as given for the base URL's origin; without credentials elsewhere."""
         if _origin(url) == self._origin:
-            return {**self.auth, **headers}
-        return {k: v for k, v in headers.items() if k.lower() not in ("authorization",)}
+            return dict(headers)
+        return {k: v for k, v in headers.items() if k.lower() not in _AUTH_HEADERS}
 
     # -- HTTP requests ---------------------------------------------------------------------------
 
@@ -166,8 +169,12 @@ class Session:
         data: bytes | None,
         headers: Mapping[str, str],
         connect_timeout: float | None,
+        path: str,
     ) -> aiohttp.ClientResponse:
-        """Send a request (following redirects); return a 2xx response, or raise the error."""
+        """Send a request (following redirects); return a 2xx response, or raise the error.
+
+        ``path`` is the API path asked for (``/chat/completions``...), for the redirect advice.
+        """
         timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=None)
         for hop in range(MAX_REDIRECTS + 1):
             response = await self._send(method, url, data, headers, timeout)
@@ -176,8 +183,8 @@ class Session:
                 location = urllib.parse.urljoin(url, response.headers["Location"])
                 response.release()
                 if status not in (307, 308) and method != "GET":
-                    path = urllib.parse.urlsplit(url).path
-                    suffix = self.api.path if path.endswith(self.api.path) else path
+                    asked = urllib.parse.urlsplit(url).path
+                    suffix = path if asked.endswith(path) else asked
                     raise redirect_error(
                         status, method, self.shown(url), self.shown(location), suffix
                     )
@@ -243,18 +250,20 @@ class Session:
         path: str,
         body: dict[str, Any] | None,
         *,
+        api: APISpec,
         headers: Mapping[str, str],
         connect_timeout: float | None,
+        query: str = "",
     ) -> tuple[Any, int]:
-        """One JSON request; returns (the decoded body, its size in bytes)."""
-        url = self.url(path)
-        send = {"Accept": "application/json", **headers}
+        """One JSON request of ``api``; returns (the decoded body, its size in bytes)."""
+        url = self.url(path) + query
+        send = {"Accept": "application/json", **self.auth_for(api), **headers}
         data = None
         if body is not None:
             data = orjson.dumps(body)
             send["Content-Type"] = "application/json"
         response = await self.request(
-            method, url, data=data, headers=send, connect_timeout=connect_timeout
+            method, url, data=data, headers=send, connect_timeout=connect_timeout, path=path
         )
         try:
             raw = await response.read()
@@ -278,7 +287,9 @@ class Session:
                 status_code=response.status,
                 body=scrub(raw.decode("utf-8", "replace"), *self.secrets),
             )
-        if isinstance(decoded, dict) and "error" in decoded and "choices" not in decoded:
+        # An error object, not a reply (a Responses reply has "error": null, a failed one the
+        # error's details).
+        if isinstance(decoded, dict) and decoded.get("error") and "choices" not in decoded:
             raise self.error_body(decoded, url, response.status)
         return decoded, len(raw)
 
@@ -294,18 +305,26 @@ class Session:
     # -- WebSocket -------------------------------------------------------------------------------
 
     async def ws_connect(
-        self, url: str, *, query: Mapping[str, str], connect_timeout: float | None
+        self,
+        url: str,
+        *,
+        api: APISpec,
+        query: Mapping[str, str],
+        connect_timeout: float | None,
+        heartbeat: float | None = None,
     ) -> aiohttp.ClientWebSocketResponse:
-        """Open a WebSocket to ``url`` (same TLS, proxy and auth as HTTP requests)."""
+        """Open a WebSocket to ``url`` (same TLS, proxy and auth as HTTP requests);
+        ``heartbeat`` sends WebSocket pings that often (for APIs without an app-level ping)."""
         proxy = self.proxy_for(url)
         try:
             async with asyncio.timeout(connect_timeout):
                 return await self.http.ws_connect(
                     url,
                     params=dict(query) or None,
-                    headers=self.headers_for(url, {}),
+                    headers=self.headers_for(url, self.auth_for(api)),
                     proxy=proxy,
                     autoping=True,
+                    heartbeat=heartbeat,
                     max_msg_size=16 * 1024 * 1024,
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
                 )

@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from holynb._apis.base import APISpec
 from holynb._config import scrub
 from holynb._errors import APIStatusError, StreamInterrupted
 from holynb._stats import StreamStats
@@ -20,26 +21,29 @@ _READ_ERRORS = (aiohttp.ClientError, OSError)
 
 async def open_sse(
     session: Session,
+    api: APISpec,
     body: dict[str, Any],
     *,
     headers: dict[str, str],
     connect_timeout: float | None,
     stats: StreamStats,
 ) -> SSEAttempt:
-    """POST the request and check the response; return an attempt ready to read."""
-    url = session.url(session.api.path)
+    """POST the request to ``api``'s path and check the response; return an attempt to read."""
+    url = session.url(api.path)
     response = await session.request(
         "POST",
         url,
         data=orjson.dumps(body),
-        headers={"Content-Type": "application/json", "Accept": "text/event-stream", **headers},
+        headers={"Content-Type": "application/json", "Accept": "text/event-stream",
+                 **session.auth_for(api), **headers},
         connect_timeout=connect_timeout,
+        path=api.path,
     )
     error: Exception | None = None
     try:
         ctype = response.headers.get("Content-Type", "")
         if "text/event-stream" not in ctype:
-            error = await _not_a_stream(session, response, ctype)
+            error = await _not_a_stream(session, api, response, ctype)
     except BaseException:
         response.close()
         raise
@@ -50,7 +54,7 @@ async def open_sse(
 
 
 async def _not_a_stream(
-    session: Session, response: aiohttp.ClientResponse, ctype: str
+    session: Session, api: APISpec, response: aiohttp.ClientResponse, ctype: str
 ) -> APIStatusError:
     raw = await read_some(response)
     url = session.shown(str(response.url))
@@ -65,8 +69,8 @@ async def _not_a_stream(
     return APIStatusError(
         f"Expected response header Content-Type to contain 'text/event-stream', got "
         f"{ctype or 'nothing'!r} from {url}",
-        hint="check that the base URL points to an OpenAI-compatible API (ending in /v1) "
-        "that supports streaming",
+        hint=f"check that the base URL points to an API (ending in /v1) that serves "
+        f"{api.label} at {api.path} and supports streaming",
         status_code=response.status,
         body=scrub(text, *session.secrets),
     )

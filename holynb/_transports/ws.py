@@ -1,9 +1,11 @@
 """WebSocket streams over the client's aiohttp session: pooled sockets, heartbeat, backpressure.
 
-Protocol (DESIGN.md): the client sends the chat request as one JSON text frame; the server
-answers one chunk JSON per text frame and a final ``[DONE]`` frame. Control frames
-``{"type": "ping" | "pause" | "resume" | "cancel"}``; the server answers ping with pong.
-A connection carries one stream at a time and goes back to the pool after ``[DONE]``.
+An API's :class:`~holynb._apis.base.WSProtocol` says how it streams: holynb's chat protocol
+(DESIGN.md: the request as one JSON text frame, one chunk per frame, ``[DONE]``, control frames
+``{"type": "ping" | "pause" | "resume" | "cancel"}``) or the Responses API's WebSocket mode
+(``response.create`` events in, the stream's events out, no control frames: a stream is stopped
+by closing its socket, idle sockets are kept alive with WebSocket pings).
+A connection carries one stream at a time and goes back to the pool when its stream ended.
 A pooled socket already closed by the server is dropped before the request is sent; once the
 request was sent, any failure is the stream's to retry (counted), never re-sent silently here.
 """
@@ -17,8 +19,8 @@ from collections import deque
 from typing import Any
 
 import aiohttp
-import orjson
 
+from holynb._apis.base import APISpec, WSProtocol
 from holynb._apis.errors import error_from_payload
 from holynb._config import scrub
 from holynb._errors import APIStatusError, AuthenticationError, StreamInterrupted
@@ -34,11 +36,6 @@ log = logging.getLogger("holynb")
 HIGH_WATER = 100
 # After a cancel, how long to wait for the server to end the stream before closing the socket.
 CANCEL_DRAIN_S = 2.0
-_PING = '{"type": "ping"}'
-_PAUSE = '{"type": "pause"}'
-_RESUME = '{"type": "resume"}'
-_CANCEL = '{"type": "cancel"}'
-_DONE = "[DONE]"
 # What sending on a socket that is closing or gone raises.
 _SEND_ERRORS = (aiohttp.ClientError, ConnectionError, RuntimeError)
 
@@ -46,9 +43,15 @@ _SEND_ERRORS = (aiohttp.ClientError, ConnectionError, RuntimeError)
 class _Conn:
     """One WebSocket plus the task that reads it into ``buf`` (also while idle in the pool)."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, pool_key: tuple[Any, ...]) -> None:
+    def __init__(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        pool_key: tuple[Any, ...],
+        protocol: WSProtocol,
+    ) -> None:
         self.ws = ws
         self.pool_key = pool_key
+        self.protocol = protocol
         self.buf: deque[str] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.closed = False
@@ -74,6 +77,8 @@ class _Conn:
         buf = self.buf
         text_type = aiohttp.WSMsgType.TEXT
         binary_type = aiohttp.WSMsgType.BINARY
+        pongs = self.protocol.ping is not None
+        pause = self.protocol.pause
         try:
             while True:
                 msg = await ws.receive()
@@ -91,15 +96,15 @@ class _Conn:
                     elif kind is aiohttp.WSMsgType.ERROR:
                         self.close_reason = str(msg.data)
                     break
-                if len(data) < 40 and '"pong"' in data:
+                if pongs and len(data) < 40 and '"pong"' in data:
                     continue
                 buf.append(data)
                 if self.waiter is not None:
                     self._wake()
-                if not self.paused and len(buf) > HIGH_WATER:
+                if pause is not None and not self.paused and len(buf) > HIGH_WATER:
                     self.paused = True
                     self.pauses += 1
-                    await self.send(_PAUSE)
+                    await self.send(pause)
         except Exception:  # any failure to read means the socket is unusable
             pass
         finally:
@@ -123,11 +128,16 @@ class _Conn:
 
 
 class WSTransport:
-    """A pool of WebSocket connections to ``<base_url>/ws/chat`` reused one stream at a time."""
+    """A pool of WebSocket connections to an API's WebSocket path, reused one stream at a time."""
 
-    def __init__(self, session: Session, *, pool_size: int, ping_interval: float) -> None:
+    def __init__(
+        self, session: Session, api: APISpec, *, pool_size: int, ping_interval: float
+    ) -> None:
+        assert api.ws is not None and api.ws_path is not None
         scheme, rest = session.base_url.split("://", 1)
-        self.url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}{session.api.ws_path}"
+        self.url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}{api.ws_path}"
+        self.api = api
+        self.protocol = api.ws
         self._session = session
         self._pool_size = pool_size
         self._ping_interval = ping_interval
@@ -152,7 +162,7 @@ class WSTransport:
     ) -> WSAttempt:
         """Send the request on a pooled (or new) connection; return the attempt to read."""
         pool_key = tuple(sorted(query.items()))
-        text = orjson.dumps(body).decode()
+        text = self.protocol.request(body)
         conn = self._take_idle(pool_key)
         attempt: WSAttempt | None = None
         if conn is not None:
@@ -201,16 +211,21 @@ class WSTransport:
     async def _connect(
         self, query: dict[str, str], pool_key: tuple[Any, ...], connect_timeout: float | None
     ) -> _Conn:
+        ping = self.protocol.ping
         ws = await self._session.ws_connect(
-            self.url, query=query, connect_timeout=connect_timeout
+            self.url,
+            api=self.api,
+            query=query,
+            connect_timeout=connect_timeout,
+            heartbeat=None if ping is not None else self._ping_interval,
         )
-        conn = _Conn(ws, pool_key)
+        conn = _Conn(ws, pool_key, self.protocol)
         self._conns.add(conn)
-        if self._pinger is None:
-            self._pinger = asyncio.create_task(self._ping_loop())
+        if ping is not None and self._pinger is None:
+            self._pinger = asyncio.create_task(self._ping_loop(ping))
         return conn
 
-    async def _ping_loop(self) -> None:
+    async def _ping_loop(self, ping: str) -> None:
         # App-level heartbeat: keeps idle pooled sockets (and paused streams) from being closed
         # by the server's idle timeout.
         interval = self._ping_interval
@@ -220,7 +235,7 @@ class WSTransport:
             for conn in list(self._conns):
                 if not conn.closed and now - conn.last_sent >= interval:
                     with contextlib.suppress(*_SEND_ERRORS):
-                        await conn.send(_PING)
+                        await conn.send(ping)
 
     def release(self, conn: _Conn) -> None:
         """Return a connection whose stream ended to the pool (or close it if the pool is full)."""
@@ -240,24 +255,28 @@ class WSTransport:
         await conn.close()
 
     def cancel(self, conn: _Conn) -> None:
-        """Stop the stream running on ``conn``: send cancel, then reuse or close it."""
+        """Stop the stream running on ``conn``: send cancel, then reuse or close it (an API
+        without a cancel frame: close it, which is what stops the server's stream)."""
         if conn.closed:
             self._conns.discard(conn)
             return
         self._spawn(self._cancel(conn))
 
     async def _cancel(self, conn: _Conn) -> None:
-        # Reuse the socket only once the server ended the stream: a late chunk or [DONE] must
-        # not be read as part of the connection's next stream.
+        # Reuse the socket only once the server ended the stream: a late chunk or end frame
+        # must not be read as part of the connection's next stream.
+        protocol = self.protocol
         try:
-            await conn.send(_CANCEL)
-            if conn.paused:
+            if protocol.cancel is None:
+                raise TimeoutError
+            await conn.send(protocol.cancel)
+            if conn.paused and protocol.resume is not None:
                 conn.paused = False
-                await conn.send(_RESUME)
+                await conn.send(protocol.resume)
             async with asyncio.timeout(CANCEL_DRAIN_S):
                 while True:
                     while conn.buf:
-                        if conn.buf.popleft() == _DONE:
+                        if protocol.ends([conn.buf.popleft()]):
                             self.release(conn)
                             return
                     if conn.closed or self._closing:
@@ -323,14 +342,10 @@ class WSAttempt:
                     hint="retry the request",
                 )
             await conn.wait()
-        head = conn.buf[0]
-        if head.startswith('{"error"'):
+        payload = self._transport.protocol.error(conn.buf[0])
+        if payload is not None:
             conn.buf.popleft()
             self._ended = True  # an error frame ends the stream; the socket stays usable
-            try:
-                payload = orjson.loads(head)
-            except orjson.JSONDecodeError:
-                payload = {"error": {"message": head}}
             raise error_from_payload(
                 payload, secrets=self._transport._session.secrets, where="over WebSocket"
             )
@@ -347,16 +362,15 @@ class WSAttempt:
             await conn.wait()
         items = list(buf)
         buf.clear()
-        if conn.paused:
+        protocol = self._transport.protocol
+        if conn.paused and protocol.resume is not None:
             conn.paused = False
             # A socket gone meanwhile is seen as closed by the next read(), not raised here.
             with contextlib.suppress(*_SEND_ERRORS):
-                await conn.send(_RESUME)
+                await conn.send(protocol.resume)
         # Bytes as on the wire (UTF-8); isascii() is O(1), so the common case costs no encode.
         self._stats.bytes += sum(len(m) if m.isascii() else len(m.encode()) for m in items)
-        last = items[-1]
-        # [DONE] ends a stream; so does an error frame (the socket stays usable).
-        if last == _DONE or last.startswith('{"error"') or _DONE in items:
+        if protocol.ends(items):
             self._ended = True
         return items
 
@@ -383,7 +397,7 @@ class WSAttempt:
         return None
 
     async def finish(self) -> None:
-        """The stream ended with [DONE]: the connection goes back to the pool."""
+        """The stream ended (its end frame came): the connection goes back to the pool."""
         self._transport.release(self._conn)
 
     async def abort(self) -> None:

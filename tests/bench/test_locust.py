@@ -264,8 +264,8 @@ def test_the_example_locustfile_runs_in_one_process(mock, tmp_path) -> None:
     [
         ("", None, "holynb: no host: pass the API base URL with --host"),
         ('transport = "grpc"', "http://127.0.0.1:9/v1", "transport must be 'sse' or 'ws'"),
-        # Until the client speaks other APIs (then api passes straight through to it).
-        ('api = "messages"', "http://127.0.0.1:9/v1", "streams chat completions only"),
+        # api passes straight through to the client, which names the APIs it speaks.
+        ('api = "gemini"', "http://127.0.0.1:9/v1", "Unknown API 'gemini'"),
     ],
 )
 def test_a_bad_setting_is_one_line_and_exit_code_2(tmp_path, settings, host, message) -> None:

@@ -65,3 +65,14 @@ async def stream_and_json_errors(client: Any, error: type[BaseException]) -> tup
 
 WEATHER_PROMPT = "What is the weather in Bangkok and Chiang Mai right now?"
 WEATHER_TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+
+
+def script(name: str, fault: str = "", times: int = 0) -> dict[str, str]:
+    """Headers for the Responses + Messages test server: which documentation stream to play,
+    a fault, and for how many requests (0: every one)."""
+    headers = {"X-Script": name}
+    if fault:
+        headers["X-Fault"] = fault
+    if times:
+        headers["X-Fault-Times"] = str(times)
+    return headers

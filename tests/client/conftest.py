@@ -14,7 +14,8 @@ from holynb._config import reset_defaults
 
 @pytest.fixture(autouse=True)
 def _clean_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HOLYSHEEP_API_KEY", "HOLYSHEEP_BASE_URL", "HOLYNB_MODEL", "HOLYNB_TRANSPORT"):
+    for name in ("HOLYSHEEP_API_KEY", "HOLYSHEEP_BASE_URL", "HOLYNB_MODEL", "HOLYNB_TRANSPORT",
+                 "HOLYNB_API"):
         monkeypatch.delenv(name, raising=False)
     reset_defaults()
 
@@ -65,16 +66,29 @@ async def raw_server() -> AsyncIterator[Callable[..., Any]]:
     import asyncio
 
     servers: list[asyncio.Server] = []
+    writers: set[asyncio.StreamWriter] = set()
 
     async def start(handler: Any, ssl_context: Any = None) -> str:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=ssl_context)
+        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.add(writer)
+            try:
+                await handler(reader, writer)
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(tracked, "127.0.0.1", 0, ssl=ssl_context)
         servers.append(server)
         return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
 
     yield start
+    # Connections a handler still holds are closed here, inside the loop: closing the server
+    # does not close them, and a socket left to the garbage collector warns in a later test.
+    for writer in writers:
+        writer.close()
     for server in servers:
         server.close()
         await server.wait_closed()
+    await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -118,22 +132,54 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.lower(), raising=False)
 
 
-@pytest.fixture
-def upstream_sync() -> Any:
-    """The chat upstream on a loop in a thread (for the sync Client); yields its base URL."""
+def _serve_in_thread(make_app: Callable[[], Any]) -> Any:
+    """Run the app ``make_app()`` on a loop in a thread (for the sync Client); yield its URL."""
     import asyncio
     import threading
 
-    from netservers import start_app, upstream_app
+    from netservers import start_app
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    runner, port = asyncio.run_coroutine_threadsafe(
-        start_app(upstream_app([])), loop
-    ).result(10)
+
+    async def start() -> Any:
+        return await start_app(make_app())
+
+    runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
     yield f"http://127.0.0.1:{port}/v1"
     asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     loop.close()
+
+
+@pytest.fixture
+def upstream_sync() -> Any:
+    """The chat upstream on a loop in a thread (for the sync Client); yields its base URL."""
+    from netservers import upstream_app
+
+    yield from _serve_in_thread(lambda: upstream_app([]))
+
+
+@pytest.fixture
+def upstream_sync_api() -> Any:
+    """The Responses + Messages server on a loop in a thread; yields its base URL."""
+    from apiservers import create_app
+
+    yield from _serve_in_thread(create_app)
+
+
+@pytest.fixture
+async def api_server() -> AsyncIterator[Any]:
+    """The Responses + Messages server playing documentation streams (``.url``, ``.seen``,
+    ``.left``: streams the client left early)."""
+    from types import SimpleNamespace
+
+    from apiservers import LEFT, SEEN, create_app
+    from netservers import start_app
+
+    app = create_app()
+    runner, port = await start_app(app)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/v1", seen=app[SEEN], left=app[LEFT])
+    await runner.cleanup()

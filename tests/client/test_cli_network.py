@@ -1,4 +1,5 @@
-"""The CLI's --ca-bundle / --insecure / --proxy reach the client (a real TLS upstream, a proxy)."""
+"""The CLI's --ca-bundle / --insecure / --proxy / --api reach the client (a real TLS upstream, a
+proxy, a Responses + Messages server)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,19 @@ async def test_bench_takes_the_network_flags(upstream, tls, proxy):
                                    "--max-tokens", "3", "--no-progress", "--proxy", proxy.url)
     assert code == 0, err
     assert proxy.requests == [("POST", f"{plain.url}/chat/completions")]
+
+
+async def test_api_flag(api_server):
+    code, out, err = await _holynb("chat", "--base-url", api_server.url, "--api", "messages",
+                                   "--no-stats", "Hello")
+    assert code == 0 and out.strip() == "Hello!", err
+    assert api_server.seen[-1]["path"] == "/v1/messages"
+    code, out, err = await _holynb("models", "--base-url", api_server.url, "--api", "messages")
+    assert code == 0 and out.split() == ["claude-opus-4", "claude-sonnet-4", "claude-haiku-4"]
+    code, out, err = await _holynb("chat", "--base-url", api_server.url, "--api", "responses",
+                                   "--transport", "ws", "Tell me")
+    assert code == 0 and out.strip() == "In", err
+    assert api_server.seen[-1]["body"]["type"] == "response.create"
+    code, out, err = await _holynb("chat", "--base-url", api_server.url, "--api", "messages",
+                                   "--transport", "ws", "Hi")
+    assert code == 1 and "no WebSocket mode" in err and len(err.strip().splitlines()) == 1

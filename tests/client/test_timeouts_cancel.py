@@ -164,7 +164,7 @@ async def test_ws_connection_reused_after_cancel(holy_mock, make_client):
     # Same mock controls (they ride on the WebSocket URL), so the same pooled socket applies.
     async with client.stream(PROMPT, max_tokens=5, extra_headers={"X-Mock-TPS": "200"}) as s:
         assert len(await collect(s)) == 5
-    assert len(client._ws._conns) == 1
+    assert len(client._ws["chat"]._conns) == 1
 
 
 @pytest.mark.parametrize(("fault", "phase"), [

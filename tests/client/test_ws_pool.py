@@ -30,12 +30,12 @@ async def test_heartbeat_keeps_idle_pooled_socket_open(holy_mock_factory, make_c
     client = make_client(mock, transport="ws", ping_interval=0.1)
     async with client.stream(PROMPT, max_tokens=3) as s:
         await collect(s)
-    (first,) = client._ws._conns
+    (first,) = client._ws["chat"]._conns
     await asyncio.sleep(0.7)  # longer than the server's idle timeout
     assert not first.closed
     async with client.stream(PROMPT, max_tokens=3) as s:
         await collect(s)
-    assert client._ws._conns == {first}
+    assert client._ws["chat"]._conns == {first}
 
 
 async def test_pooled_socket_closed_by_server_is_replaced(holy_mock_factory, make_client):
@@ -43,9 +43,9 @@ async def test_pooled_socket_closed_by_server_is_replaced(holy_mock_factory, mak
     client = make_client(mock, transport="ws", ping_interval=60)
     async with client.stream(PROMPT, max_tokens=3) as s:
         await collect(s)
-    (first,) = client._ws._conns
+    (first,) = client._ws["chat"]._conns
     await asyncio.sleep(0.5)
     assert first.closed  # the server closed it while idle
     async with client.stream(PROMPT, max_tokens=3) as s:
         assert len(await collect(s)) == 3
-    assert s.stats.retries == 0 and first not in client._ws._conns
+    assert s.stats.retries == 0 and first not in client._ws["chat"]._conns
