@@ -47,7 +47,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import inspect
 import logging
 import os
 import sys
@@ -91,7 +90,7 @@ class HolyUser(User):
     model: str | None = None  # None: HOLYNB_MODEL or the client's default
     max_tokens: int = 32
     transport: str = "sse"  # "sse" or "ws"
-    api: str = "chat"  # chat completions; other APIs once the client speaks them
+    api: str = "chat"  # "chat" | "responses" | "messages" (AsyncClient's api=)
     api_key: str | None = None  # None: HOLYSHEEP_API_KEY
     headers: ClassVar[dict[str, str]] = {}  # extra request headers, e.g. X-Mock-* controls
     params: ClassVar[dict[str, Any]] = {}  # extra request body fields, e.g. temperature
@@ -181,7 +180,6 @@ class HolyUser(User):
         event("e2e", record.e2e_s, record.tokens)
 
     def _client_kwargs(self) -> dict[str, Any]:
-        from holynb._client import AsyncClient
         from holynb._errors import ConfigError
 
         if not self.host:
@@ -190,22 +188,15 @@ class HolyUser(User):
             )
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"transport must be 'sse' or 'ws', got {self.transport!r}")
-        kwargs: dict[str, Any] = {
+        return {
             "max_retries": 0,  # every failure is seen, as in holynb bench
             **self.client_options,
             "base_url": self.host,
             "api_key": self.api_key,
             "model": self.model,
             "transport": self.transport,
+            "api": self.api,
         }
-        if "api" in inspect.signature(AsyncClient).parameters:
-            kwargs["api"] = self.api
-        elif self.api != "chat":
-            raise ConfigError(
-                f"api = {self.api!r}: this holynb client streams chat completions only "
-                "(api = 'chat')"
-            )
-        return kwargs
 
 
 class _Engine:
