@@ -179,7 +179,7 @@ class Pipeline:
             self._check_rate(key)
         if isinstance(req, responses.ResponsesRequest) and req.previous_response_id:
             req = req.continued(self._recall(req.previous_response_id, memory))
-        cassette = self._pick_cassette(req.chat, controls, path)
+        cassette = self._pick_cassette(req.chat, controls, path, fmt.API)
         if cassette is None and req.model not in state.models:
             raise status_error(404, model=req.model)
         seed = controls.seed if controls.seed is not None else self.config.seed
@@ -286,7 +286,7 @@ class Pipeline:
             )
 
     def _pick_cassette(
-        self, body: dict[str, Any], controls: RequestControls, path: str
+        self, body: dict[str, Any], controls: RequestControls, path: str, api: str
     ) -> Cassette | None:
         """The cassette that answers, None for a generated reply; strict misses raise."""
         store = self.state.cassettes
@@ -296,7 +296,7 @@ class Pipeline:
             except CassetteError as exc:
                 raise MockError(404, str(exc), "invalid_request_error", None,
                                 "cassette_not_found") from None
-        found = store.match(body, path) if len(store) else None
+        found = store.match(body, path, api) if len(store) else None
         if found is None and self.config.strict:
             raise MockError(400, "strict mode: " + store.explain(body, path),
                             "invalid_request_error", None, "no_matching_cassette")

@@ -41,8 +41,9 @@ What is recorded, and when it is written to ``record_dir``:
   the key values the client sent, ``Bearer ...``, ``sk-...`` tokens and ``key=``/``api_key=``/
   ``token=`` URL parameters become ``[REDACTED]``.
 
-Files are named ``<prompt-slug>-<transport>-<hash>-<n>.json``; ``n`` counts recordings of the
-same request, so a :class:`~mockserver._cassettes.CassetteStore` replays them in order.
+Files are named ``<prompt-slug>-[<api>-]<transport>-<hash>-<n>.json`` (no api part for chat);
+``n`` counts recordings of the same request, so a
+:class:`~mockserver._cassettes.CassetteStore` replays them in order.
 """
 
 from __future__ import annotations
@@ -173,9 +174,11 @@ class Recorder:
             status=cassette.status,
             headers={k: scrubber.text(v) for k, v in cassette.headers.items()},
             fault=cassette.fault,
+            api=cassette.api,
         )
         self.record_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"{_slug(clean.match)}-{clean.transport}-{match_digest(clean.match)}"
+        api = "" if clean.api == "chat" else f"{clean.api}-"
+        stem = f"{_slug(clean.match)}-{api}{clean.transport}-{match_digest(clean.match)}"
         # Write a hidden temporary file, then link it to the first free name: the link fails if
         # the name exists (concurrent recordings take the next number) and a reader never sees a
         # half-written cassette.
