@@ -162,7 +162,7 @@ def derive_id(prefix: str, reply_id: str) -> str:
     """An id in an API's own form (``resp_…``, ``msg_…``) for a reply: the reply's own id when
     it has that form already, else the prefix and the hex part of a generated id (so a seeded
     reply keeps its id in every API), else a hash of it."""
-    if reply_id.startswith(prefix):
+    if prefix and reply_id.startswith(prefix):
         return reply_id
     _, sep, tail = reply_id.partition("-")
     if sep and tail and all(c in "0123456789abcdef" for c in tail):
