@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import pytest
 from mockutil import raw_request
 
@@ -139,8 +140,6 @@ def test_crlf_and_ws_close(holy_mock: MockServer, api: str) -> None:
 
 
 async def test_websocket_mode_faults(holy_mock: MockServer) -> None:
-    import aiohttp  # only this test speaks WebSocket
-
     url = holy_mock.url.replace("http://", "ws://") + "/responses"
     create = json.dumps({"type": "response.create", "model": "gpt-4.1", "input": PROMPT})
     auth = {"Authorization": f"Bearer {MOCK_KEY}"}
