@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -33,11 +34,13 @@ from .._frames import Frame
 from .._reply import Reply
 
 __all__ = [
+    "APIRequest",
     "Format",
     "Request",
     "chat_view",
     "decoded",
     "derive_id",
+    "objects",
     "json_str",
     "parse_json",
     "sse_event",
@@ -61,6 +64,23 @@ class Request(Protocol):
 
     @property
     def chat(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class APIRequest:
+    """A request whose conversation the format has already read into chat ``messages``."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    max_tokens: int | None
+    raw: dict[str, Any]
+    include_usage: bool = False
+
+    @property
+    def chat(self) -> dict[str, Any]:
+        """As a chat-completions body, for cassette matching."""
+        return chat_view(self.model, self.messages, self.max_tokens, self.raw)
 
 
 class Format(Protocol):
@@ -156,6 +176,18 @@ def decoded(frames: Iterable[Frame], transport: str) -> list[Frame]:
         out.extend(Frame(frame.at, event.data) for event in decoder.feed(data))
     decoder.close()
     return out
+
+
+def objects(messages: Iterable[Frame]) -> Iterator[tuple[float, dict[str, Any]]]:
+    """The payloads that are JSON objects, with their offsets (broken JSON, ``[DONE]`` and
+    other non-objects are skipped, as a tolerant reader of a recording would)."""
+    for message in messages:
+        try:
+            value = json.loads(message.data)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(value, dict):
+            yield message.at, value
 
 
 def derive_id(prefix: str, reply_id: str) -> str:

@@ -25,7 +25,6 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -35,13 +34,12 @@ from .._errors import MockError, status_error
 from .._faults import FrameKit
 from .._frames import Frame
 from .._reply import Reply, ToolCall
-from . import chat, chat_view, decoded, derive_id, json_str, sse_event
+from . import APIRequest, chat, decoded, derive_id, json_str, objects, sse_event
 
 __all__ = [
     "API",
     "SSE_HEADERS",
     "VERSION",
-    "AnthropicRequest",
     "api_key",
     "auth_error",
     "error_body",
@@ -69,23 +67,6 @@ _TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billi
 _HEARTBEAT = sse_event("ping", '{"type": "ping"}')
 
 
-@dataclass(frozen=True, slots=True)
-class AnthropicRequest:
-    """A Messages request, with its conversation in chat form (``system`` first)."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    stream: bool
-    max_tokens: int | None
-    raw: dict[str, Any]
-    include_usage: bool = False
-
-    @property
-    def chat(self) -> dict[str, Any]:
-        """As a chat-completions body, for cassette matching."""
-        return chat_view(self.model, self.messages, self.max_tokens, self.raw)
-
-
 def _bad(message: str) -> MockError:
     return MockError(400, message, "invalid_request_error")
 
@@ -110,7 +91,7 @@ def _text(content: Any, where: str) -> str:
     return "".join(texts)
 
 
-def parse_request(body: Any, route: Mapping[str, str] | None = None) -> AnthropicRequest:
+def parse_request(body: Any, route: Mapping[str, str] | None = None) -> APIRequest:
     """Check a Messages body (``route`` holds the ``anthropic-version`` header the API
     requires); raise a 400 ``invalid_request_error`` naming the bad field (the API words these
     ``field: problem``)."""
@@ -148,7 +129,7 @@ def parse_request(body: Any, route: Mapping[str, str] | None = None) -> Anthropi
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise _bad(f"{name}: Input should be a valid number")
-    return AnthropicRequest(model, out, stream, max_tokens, body)
+    return APIRequest(model, out, stream, max_tokens, body)
 
 
 def api_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -358,19 +339,13 @@ def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
     call_times: list[float] = []
     stop: str | None = None
     usage: dict[str, Any] = {}
-    for message in decoded(frames, transport):
-        try:
-            event = json.loads(message.data)
-        except (TypeError, ValueError):
-            continue
-        if not isinstance(event, dict):
-            continue
+    for at, event in objects(decoded(frames, transport)):
         kind = event.get("type")
         if kind == "message":  # a whole non-streaming body
             head, stop = event, event.get("stop_reason")
             usage.update(event.get("usage") or {})
             for block in event.get("content") or []:
-                _whole_block(block, message.at, reasoning, content, calls, call_times)
+                _whole_block(block, at, reasoning, content, calls, call_times)
         elif kind == "message_start":
             head = event.get("message") or {}
             usage.update(head.get("usage") or {})
@@ -380,17 +355,17 @@ def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
             if block.get("type") == "tool_use":
                 calls[event.get("index", 0)] = {"id": block.get("id", ""),
                                                 "name": block.get("name", ""), "args": []}
-                call_times.append(message.at)
+                call_times.append(at)
         elif kind == "content_block_delta":
             delta = event.get("delta") or {}
             if delta.get("type") == "thinking_delta":
-                reasoning.append((message.at, delta.get("thinking", "")))
+                reasoning.append((at, delta.get("thinking", "")))
             elif delta.get("type") == "text_delta":
-                content.append((message.at, delta.get("text", "")))
+                content.append((at, delta.get("text", "")))
             elif delta.get("type") == "input_json_delta" and event.get("index", 0) in calls:
                 if delta.get("partial_json"):
                     calls[event.get("index", 0)]["args"].append(delta["partial_json"])
-                    call_times.append(message.at)
+                    call_times.append(at)
         elif kind == "message_delta":
             stop = (event.get("delta") or {}).get("stop_reason") or stop
             usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})

@@ -24,7 +24,7 @@ from .._errors import error_response as _error_response
 from .._faults import FrameKit
 from .._frames import Frame
 from .._reply import Reply, ToolCall
-from . import decoded, json_str
+from . import decoded, json_str, objects
 
 __all__ = [
     "API",
@@ -387,15 +387,8 @@ def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
     call_times: list[float] = []
     finish: str | None = None
     usage: Any = None
-    for message in decoded(frames, transport):
-        text = message.data
-        if text == "[DONE]":
-            break
-        try:
-            chunk = json.loads(text)
-        except (TypeError, ValueError):
-            continue
-        if not isinstance(chunk, dict) or "error" in chunk:
+    for at, chunk in objects(decoded(frames, transport)):
+        if "error" in chunk:
             continue
         for key in ("id", "created", "model", "system_fingerprint"):
             if key in chunk and key not in head:
@@ -406,7 +399,7 @@ def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
             delta = choice.get("delta") or choice.get("message") or {}
             for field, key in (("reasoning", "reasoning_content"), ("content", "content")):
                 if isinstance(delta.get(key), str) and delta[key]:
-                    parts[field].append((message.at, delta[key]))
+                    parts[field].append((at, delta[key]))
             for call in delta.get("tool_calls") or []:
                 slot = calls.setdefault(call.get("index", len(calls)),
                                         {"id": "", "name": "", "args": []})
@@ -415,7 +408,7 @@ def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
                 slot["name"] += fn.get("name") or ""
                 if fn.get("arguments"):
                     slot["args"].append(fn["arguments"])
-                call_times.append(message.at)
+                call_times.append(at)
             finish = choice.get("finish_reason") or finish
     times = [at for at, _ in parts["reasoning"]] + [at for at, _ in parts["content"]]
     return Reply(

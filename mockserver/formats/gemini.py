@@ -28,7 +28,7 @@ from .._errors import MockError, status_error
 from .._faults import FrameKit
 from .._frames import Frame
 from .._reply import Reply, ToolCall
-from . import chat, chat_view, decoded, derive_id, json_str
+from . import APIRequest, chat, chat_view, decoded, derive_id, json_str, objects
 
 __all__ = [
     "API",
@@ -60,15 +60,8 @@ _KEY_INVALID = "API_KEY_INVALID"
 
 
 @dataclass(frozen=True, slots=True)
-class GeminiRequest:
+class GeminiRequest(APIRequest):
     """A ``generateContent`` request: the model and whether to stream come from the URL."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    stream: bool
-    max_tokens: int | None
-    raw: dict[str, Any]
-    include_usage: bool = False
 
     @property
     def chat(self) -> dict[str, Any]:
@@ -361,12 +354,8 @@ def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
     call_times: list[float] = []
     finish = "STOP"
     usage: dict[str, Any] = {}
-    for message in messages:
-        try:
-            chunk = json.loads(message.data)
-        except (TypeError, ValueError):
-            continue
-        if not isinstance(chunk, dict) or "error" in chunk:
+    for at, chunk in objects(messages):
+        if "error" in chunk:
             continue
         head = head or chunk
         usage.update(chunk.get("usageMetadata") or {})
@@ -375,7 +364,7 @@ def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
             for part in (candidate.get("content") or {}).get("parts") or []:
                 if isinstance(part.get("text"), str) and part["text"]:
                     (reasoning if part.get("thought") else content).append(
-                        (message.at, part["text"]))
+                        (at, part["text"]))
                 elif isinstance(part.get("functionCall"), dict):
                     call = part["functionCall"]
                     name = call.get("name", "")
@@ -383,7 +372,7 @@ def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
                         f"{name}{len(calls)}".encode()).hexdigest()[:24]
                     calls.append(ToolCall(call_id, name,
                                           [json.dumps(call.get("args", {}), ensure_ascii=False)]))
-                    call_times += [message.at, message.at]
+                    call_times += [at, at]
     prompt = usage.get("promptTokenCount", 0)
     completion = usage.get("candidatesTokenCount", 0) + usage.get("thoughtsTokenCount", 0)
     chat_usage: dict[str, Any] | None = None

@@ -36,7 +36,7 @@ from .._errors import MockError, status_error
 from .._faults import FrameKit
 from .._frames import Frame
 from .._reply import Reply, ToolCall
-from . import chat, chat_view, decoded, derive_id, json_str, sse_event
+from . import chat, chat_view, decoded, derive_id, json_str, objects, sse_event
 
 __all__ = [
     "API",
@@ -512,14 +512,8 @@ def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
     call_times: list[float] = []
     final: dict[str, Any] | None = None
     last_at = 0.0
-    for message in decoded(frames, transport):
-        last_at = message.at
-        try:
-            event = json.loads(message.data)
-        except (TypeError, ValueError):
-            continue
-        if not isinstance(event, dict):
-            continue
+    for at, event in objects(decoded(frames, transport)):
+        last_at = at
         kind = event.get("type")
         if event.get("object") == "response":  # a whole non-streaming body
             event = {"type": "response.completed", "response": event}
@@ -528,20 +522,20 @@ def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
         if isinstance(response, dict) and not head:
             head = response
         if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
-            reasoning.append((message.at, event.get("delta") or ""))
+            reasoning.append((at, event.get("delta") or ""))
         elif kind == "response.output_text.delta":
-            content.append((message.at, event.get("delta") or ""))
+            content.append((at, event.get("delta") or ""))
         elif kind == "response.output_item.added" and (event.get("item") or {}).get(
                 "type") == "function_call":
             item = event["item"]
             calls[item.get("id") or str(len(calls))] = {
                 "id": item.get("call_id", ""), "name": item.get("name", ""), "args": []}
-            call_times.append(message.at)
+            call_times.append(at)
         elif kind == "response.function_call_arguments.delta":
             slot = calls.get(event.get("item_id", ""))
             if slot is not None and event.get("delta"):
                 slot["args"].append(event["delta"])
-                call_times.append(message.at)
+                call_times.append(at)
         elif kind in TERMINAL and isinstance(response, dict):
             final = response
     if final is not None and not (reasoning or content or calls):
