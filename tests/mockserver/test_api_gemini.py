@@ -65,6 +65,7 @@ def test_sdk_function_calls_from_the_tool_calls_cassette(holy_mock: MockServer) 
     ("status:code=429,retry_after=3", errors.ClientError, 429),
     ("status:code=503", errors.ServerError, 503),
     ("status:code=401", errors.ClientError, 401),
+    ("status:code=529", errors.ServerError, 529),
 ])
 def test_sdk_raises_its_error_types(holy_mock: MockServer, fault: str, exc: type,
                                     code: int) -> None:
@@ -73,7 +74,7 @@ def test_sdk_raises_its_error_types(holy_mock: MockServer, fault: str, exc: type
         list(c.models.generate_content_stream(model=MODEL, contents="x"))
     assert info.value.code == code
     assert info.value.status == {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE",
-                                 401: "UNAUTHENTICATED"}[code]
+                                 401: "UNAUTHENTICATED", 529: "INTERNAL"}[code]
 
 
 def test_sdk_raises_on_an_error_chunk_mid_stream(holy_mock: MockServer) -> None:

@@ -83,6 +83,7 @@ def test_previous_response_id_continues_the_conversation(holy_mock: MockServer) 
     ("status:code=429,retry_after=1", openai.RateLimitError),
     ("status:code=401", openai.AuthenticationError),
     ("status:code=503", openai.InternalServerError),
+    ("status:code=529", openai.InternalServerError),
 ])
 def test_sdk_raises_its_error_types(holy_mock: MockServer, fault: str, exc: type) -> None:
     with client(holy_mock, **{"X-Mock-Fault": fault}) as c, pytest.raises(exc):
