@@ -310,9 +310,9 @@ def _events(r: Reply) -> Iterator[tuple[float, str, str]]:
     sequence number is placed by the caller (one format string per delta: no dict per token).
     """
     items = _items(r)
-    start = {"response": _response(r, "in_progress", [])}
-    yield 0.0, "response.created", _dump(start)[1:]
-    yield 0.0, "response.in_progress", _dump(start)[1:]
+    start = _dump({"response": _response(r, "in_progress", [])})[1:]
+    yield 0.0, "response.created", start
+    yield 0.0, "response.in_progress", start
     kinds = [item["type"] for item in items]
     open_item: int | None = None
     last_at = 0.0
