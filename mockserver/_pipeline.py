@@ -203,13 +203,13 @@ class Pipeline:
         echo = getattr(req, "echo", None) or {}
         if cassette is not None:
             answer = self._replay(cassette, fmt, path, faults, echo)
-            reply = cassette.reply()
+            reply = cassette.reply() if fmt is responses else None
         else:
             reply = self._generate(req, controls, seed, rng, record, echo)
             plan = plan_reply(fmt.reply_frames(reply, path), faults, path=path,
                               kit=fmt.frame_kit(path, reply))
             answer = Answer(path, plan, 200, None, reply.end)
-        if fmt is responses and answer.status < 400:
+        if reply is not None and fmt is responses and answer.status < 400:
             self._remember(req, reply, memory)  # type: ignore[arg-type]
         return answer
 
@@ -228,7 +228,9 @@ class Pipeline:
             if cassette.status >= 400:  # a recorded error answers any path with its body
                 return Answer(path, Plan(frames), cassette.status, cassette.headers_for(path),
                               end)
-            kit = fmt.frame_kit(path, cassette.reply())
+            # Reading the reply back costs a parse of the recording: only Responses' in-stream
+            # errors need it (they name the response).
+            kit = fmt.frame_kit(path, cassette.reply() if fmt is responses else None)
             return Answer(path, plan_reply(frames, faults, path=path, kit=kit), 200,
                           cassette.headers_for(path), end)
         if cassette.status >= 400:  # another API's error body: the same error in this one
