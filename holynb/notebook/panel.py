@@ -430,6 +430,9 @@ class ChatPanel(w.VBox):
 
     def close(self) -> None:
         """Stop streaming, close the client and the mock (if started), then the widgets."""
+        if "_messages" not in self.__dict__:
+            super().close()  # the constructor refused its arguments: nothing else was made
+            return
         self.stop()
         if self._models_task is not None:
             self._models_task.cancel()
