@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from client_helpers import KEY, PROMPT, chat_records
+from client_helpers import KEY, PROMPT, stream_records
 
 from holynb import Client, StreamInterrupted
 from holynb._retry import RetryEvent
@@ -80,9 +80,9 @@ def test_keyboard_interrupt_closes_upstream(holy_mock, transport):
                     pass
         interrupted = time.time()
         deadline = time.monotonic() + 2
-        while chat_records(holy_mock)[-1]["ended"] is None and time.monotonic() < deadline:
+        while stream_records(holy_mock)[-1]["ended"] is None and time.monotonic() < deadline:
             time.sleep(0.005)
-        record = chat_records(holy_mock)[-1]
+        record = stream_records(holy_mock)[-1]
         assert record["outcome"] == expected and record["ended"] - interrupted < 0.1
         assert s.text and not s.done
         # The client remains usable afterwards.
