@@ -3,6 +3,7 @@
     python bench/mock_timing.py                 # full run (~2 min)
     python bench/mock_timing.py --quick         # 500 and 1,000 streams, 1 worker (~30 s)
     python bench/mock_timing.py --streams 2000 --workers 2
+    python bench/mock_timing.py --quick --api responses anthropic gemini   # every API's wire
 
 Every server and the measuring client run in separate processes. For a configured TTFT
 (120 ms) and rate (50 tok/s, no jitter, 100 tokens a stream, starts spread evenly over 1 s) the
@@ -15,6 +16,12 @@ time), at 100, 500, 1,000 and 2,000 concurrent streams, served by 1 and by 2 pro
   the request, then one coroutine per stream sleeping to each absolute deadline and writing
   pre-encoded chunks (the same bytes the mock sends) straight to the transport; N processes share
   the port with ``SO_REUSEPORT`` like the mock's workers.
+
+``--api`` picks the wire (``chat`` by default; ``responses``, ``anthropic``, ``gemini``): the
+request goes to that API's endpoint, the reference servers send that API's bytes for the same
+reply at the same offsets, and the client times that API's delta events (``output_text.delta``,
+``text_delta``, one Gemini chunk) — the structural events around them (``response.created``,
+``message_start``, ``content_block_stop``, ...) are not tokens and are not timed.
 
 Capacity: chunks/s each server delivers at speed 0 to 8 concurrent 5,000-token streams, the mock
 against ``bare``, an aiohttp handler that writes the same pre-encoded bytes with
@@ -51,26 +58,51 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-holynb-mock"
 HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
         b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n")
+# api -> (path, body for N tokens, headers, marker of one delta event, marker of the end)
+WIRES = {
+    "chat": ("/v1/chat/completions",
+             lambda n: {"model": "gpt-4.1", "messages": [{"role": "user", "content": "b"}],
+                        "stream": True, "max_tokens": n},
+             {"Authorization": f"Bearer {KEY}"}, b'data: {"id"', b"data: [DONE]"),
+    "responses": ("/v1/responses",
+                  lambda n: {"model": "gpt-4.1", "input": "b", "stream": True,
+                             "max_output_tokens": n},
+                  {"Authorization": f"Bearer {KEY}"}, b"event: response.output_text.delta",
+                  b"event: response.incomplete"),
+    "anthropic": ("/v1/messages",
+                  lambda n: {"model": "claude-sonnet-4.5", "max_tokens": n, "stream": True,
+                             "messages": [{"role": "user", "content": "b"}]},
+                  {"x-api-key": KEY, "anthropic-version": "2023-06-01"}, b'"text_delta"',
+                  b"event: message_stop"),
+    "gemini": ("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+               lambda n: {"contents": [{"parts": [{"text": "b"}]}],
+                          "generationConfig": {"maxOutputTokens": n}},
+               {"x-goog-api-key": KEY}, b'data: {"candidates"', b'"finishReason"'),
+}
 
 
 # -- the servers -----------------------------------------------------------------------------
 
 
-def chunk_bytes(tokens: int) -> list[bytes]:
-    """The SSE frames the mock sends for a generated ``tokens``-token reply (then [DONE])."""
+def chunk_frames(api: str, tokens: int, ttft_s: float = 0.0, gap_s: float = 0.0
+                 ) -> list[tuple[float, bytes]]:
+    """(offset, bytes) of the SSE frames the mock sends in ``api`` for a generated
+    ``tokens``-token reply on the schedule TTFT + i * gap."""
     sys.path.insert(0, str(ROOT))
     from mockserver._generate import generate_reply
-    from mockserver.formats.chat import reply_frames
+    from mockserver.formats.registry import FORMATS
 
     reply = generate_reply("gpt-4.1", [{"role": "user", "content": "b"}], max_tokens=tokens,
                            reasoning=0, include_usage=False, seed=0,
-                           reply_id="chatcmpl-000000000000000000000000", times=[0.0] * tokens)
-    return [f.data for f in reply_frames(reply, "sse")]  # type: ignore[misc]
+                           reply_id="chatcmpl-000000000000000000000000",
+                           times=[ttft_s + i * gap_s for i in range(tokens)])
+    return [(f.at, f.data) for f in FORMATS[api].reply_frames(reply, "sse")]  # type: ignore[misc]
 
 
-def raw_worker(port: int, ttft_ms: float, tps: float, tokens: int) -> None:
+def raw_worker(port: int, ttft_ms: float, tps: float, tokens: int, api: str) -> None:
     """One process of the minimal raw-asyncio paced server (replies pre-encoded at start)."""
-    frames = {tokens: [b"%x\r\n%b\r\n" % (len(d), d) for d in chunk_bytes(tokens)]}
+    chunks = [(at, b"%x\r\n%b\r\n" % (len(d), d))
+              for at, d in chunk_frames(api, tokens, ttft_ms / 1000, 1 / tps if tps else 0.0)]
 
     class Serve(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,19 +117,16 @@ def raw_worker(port: int, ttft_ms: float, tps: float, tokens: int) -> None:
             length = int(re.search(rb"(?i)content-length: *(\d+)", self.buf).group(1))
             if len(self.buf) < end + 4 + length:
                 return
-            body = self.buf[end + 4:end + 4 + length]
             self.buf = b""
-            n = int(re.search(rb'"max_tokens": *(\d+)', body).group(1))
-            asyncio.get_running_loop().create_task(self.pace(frames[n]))
+            asyncio.get_running_loop().create_task(self.pace())
 
-        async def pace(self, chunks: list[bytes]) -> None:
+        async def pace(self) -> None:
             loop = asyncio.get_running_loop()
             start = loop.time()
             self.transport.write(HEAD)
-            gap = 1 / tps if tps else 0.0
-            for i, chunk in enumerate(chunks):
-                delay = start + ttft_ms / 1000 + i * gap - loop.time()
-                if i < len(chunks) - 1 and delay > 0:  # [DONE] goes with the last token
+            for at, chunk in chunks:
+                delay = start + at - loop.time()
+                if delay > 0:
                     await asyncio.sleep(delay)
                 if self.transport.is_closing():
                     return
@@ -116,24 +145,24 @@ def raw_worker(port: int, ttft_ms: float, tps: float, tokens: int) -> None:
     asyncio.run(main())
 
 
-def bare_server(tokens: int) -> None:
+def bare_server(tokens: int, api: str) -> None:
     """A bare aiohttp handler writing the mock's pre-encoded bytes (capacity reference)."""
     from aiohttp import web
 
-    frames = {tokens: chunk_bytes(tokens)}
+    frames = [data for _, data in chunk_frames(api, tokens)]
 
-    async def chat(request: web.Request) -> web.StreamResponse:
-        n = (await request.json())["max_tokens"]
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await resp.prepare(request)
-        for chunk in frames[n]:
+        for chunk in frames:
             await resp.write(chunk)
         await resp.write_eof()
         return resp
 
     async def main() -> None:
         app = web.Application()
-        app.router.add_post("/v1/chat/completions", chat)
+        app.router.add_post("/{path:.*}", answer)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -177,20 +206,20 @@ def start_mock(workers: int, *flags: str) -> Server:
     return Server("mock", [proc], proc.stdout.readline().strip())
 
 
-def start_raw(workers: int, ttft_ms: float, tps: float, tokens: int) -> Server:
+def start_raw(workers: int, ttft_ms: float, tps: float, tokens: int, api: str) -> Server:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", 0))  # reserves the port; the workers listen on it
     port = sock.getsockname()[1]
-    procs = [_popen(__file__, "--raw-worker", str(port), str(ttft_ms), str(tps), str(tokens))
-             for _ in range(workers)]
+    procs = [_popen(__file__, "--raw-worker", str(port), str(ttft_ms), str(tps), str(tokens),
+                    api) for _ in range(workers)]
     for proc in procs:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return Server("raw", procs, f"http://127.0.0.1:{port}/v1", sock)
 
 
-def start_bare(tokens: int) -> Server:
-    proc = _popen(__file__, "--bare-server", str(tokens))
+def start_bare(tokens: int, api: str) -> Server:
+    proc = _popen(__file__, "--bare-server", str(tokens), api)
     assert proc.stdout is not None
     return Server("bare", [proc], proc.stdout.readline().strip())
 
@@ -198,19 +227,22 @@ def start_bare(tokens: int) -> Server:
 # -- the measuring client (its own process) -----------------------------------------------
 
 
-def measure(url: str, streams: int, tokens: int, spread_s: float, timeout_s: float) -> dict:
+def measure(url: str, streams: int, tokens: int, spread_s: float, timeout_s: float,
+            api: str = "chat") -> dict:
     """Run ``streams`` streams with starts spread over ``spread_s``; return what was seen.
 
-    Per stream: the send time, the time of every SSE event (events in one read share its
-    time) and whether ``[DONE]`` arrived.
+    Per stream: the send time, the time of every delta event of the API (events in one read
+    share its time) and whether the end of the stream arrived.
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    body = json.dumps({"model": "gpt-4.1", "messages": [{"role": "user", "content": "b"}],
-                       "stream": True, "max_tokens": tokens}).encode()
-    request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
-               f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+    path, make_body, headers, marker, end_marker = WIRES[api]
+    body = json.dumps(make_body(tokens)).encode()
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
+               f"Content-Type: application/json\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    keep = max(len(marker), len(end_marker)) - 1
     socks = []
     for _ in range(streams):
         s = socket.create_connection((host, port))
@@ -260,11 +292,10 @@ def measure(url: str, streams: int, tokens: int, spread_s: float, timeout_s: flo
                 head[i] = False
                 tail[i] = b""
                 data = buf[cut + 4:]
-            joined = tail[i][-1:] + data
-            n = joined.count(b"\n\n")
-            finished = b"data: [DONE]" in tail[i] + data
-            times[i].extend([stamp] * (n - 1 if finished else n))
-            tail[i] = data[-16:]
+            joined = tail[i] + data  # the tail is shorter than a marker: nothing counts twice
+            times[i].extend([stamp] * joined.count(marker))
+            finished = end_marker in joined
+            tail[i] = joined[-keep:]
             if finished and not done[i]:
                 done[i] = True
                 remaining -= 1
@@ -277,18 +308,19 @@ def measure(url: str, streams: int, tokens: int, spread_s: float, timeout_s: flo
 
 
 def client_main(args: list[str]) -> None:
-    url, streams, tokens, spread, timeout = args
+    url, streams, tokens, spread, timeout, api = args
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < min(hard, int(streams) + 64):  # one socket per stream
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    result = measure(url, int(streams), int(tokens), float(spread), float(timeout))
+    result = measure(url, int(streams), int(tokens), float(spread), float(timeout), api)
     json.dump(result, sys.stdout)
 
 
-def run_client(url: str, streams: int, tokens: int, spread_s: float, timeout_s: float) -> dict:
+def run_client(url: str, streams: int, tokens: int, spread_s: float, timeout_s: float,
+               api: str) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--client", url, str(streams), str(tokens), str(spread_s),
-         str(timeout_s)], cwd=ROOT, capture_output=True, text=True, check=True,
+         str(timeout_s), api], cwd=ROOT, capture_output=True, text=True, check=True,
     )
     return json.loads(out.stdout)
 
@@ -313,15 +345,17 @@ def errors(result: dict, ttft_s: float, gap_s: float, tokens: int) -> dict[str, 
     return {"ttft": te, "gap": ge, "drift": de}
 
 
-def row(label: str, workers: int, streams: int, e: dict[str, list[float]], result: dict) -> str:
-    return (f"| {label:<4} | {workers} | {streams:>5} | {statistics.median(e['ttft']):6.2f} | "
+def row(api: str, label: str, workers: int, streams: int, e: dict[str, list[float]],
+        result: dict) -> str:
+    return (f"| {api} | {label:<4} | {workers} | {streams:>5} | "
+            f"{statistics.median(e['ttft']):6.2f} | "
             f"{pct(e['ttft'], .99):7.2f} | {statistics.median(e['gap']):5.2f} | "
             f"{pct(e['gap'], .99):6.2f} | {pct(e['drift'], .99):7.2f} | "
             f"{result['complete']}/{streams} | {result['client_busy']:.0%} |")
 
 
-def capacity(server: Server, streams: int, tokens: int) -> float:
-    result = run_client(server.url, streams, tokens, 0.0, 120.0)
+def capacity(server: Server, streams: int, tokens: int, api: str) -> float:
+    result = run_client(server.url, streams, tokens, 0.0, 120.0, api)
     stamps = [t for times in result["times"] for t in times]
     return len(stamps) / (max(stamps) - min(result["sent"]))
 
@@ -337,19 +371,21 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--quick", action="store_true", help="500 and 1,000 streams, 1 worker")
     p.add_argument("--no-capacity", action="store_true", help="skip the speed-0 capacity run")
-    p.add_argument("--client", nargs=5, help=argparse.SUPPRESS)
-    p.add_argument("--raw-worker", nargs=4, help=argparse.SUPPRESS)
-    p.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--api", nargs="+", choices=list(WIRES), default=["chat"],
+                   help="the API wire(s) to measure (default chat)")
+    p.add_argument("--client", nargs=6, help=argparse.SUPPRESS)
+    p.add_argument("--raw-worker", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--bare-server", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.client:
         client_main(args.client)
         return
     if args.raw_worker:
-        port, ttft, tps, tokens = args.raw_worker
-        raw_worker(int(port), float(ttft), float(tps), int(tokens))
+        port, ttft, tps, tokens, api = args.raw_worker
+        raw_worker(int(port), float(ttft), float(tps), int(tokens), api)
         return
     if args.bare_server:
-        bare_server(args.bare_server)
+        bare_server(int(args.bare_server[0]), args.bare_server[1])
         return
     if args.quick:
         args.streams, args.workers = [500, 1000], [1]
@@ -360,44 +396,46 @@ def main() -> None:
           f"load average before the run {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print("absolute errors in ms (drift: how late the last chunk is); client, servers and "
           "workers in separate processes\n")
-    print("| server | workers | streams | TTFT p50 | TTFT p99 | gap p50 | gap p99 | drift p99 "
-          "| complete | client busy |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| api | server | workers | streams | TTFT p50 | TTFT p99 | gap p50 | gap p99 "
+          "| drift p99 | complete | client busy |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     ratios = []
     timeout = args.tokens / args.tps + 30
-    for workers in args.workers:
-        mock = start_mock(workers, "--ttft-ms", str(args.ttft_ms), "--tps", str(args.tps),
-                          "--jitter-ms", "0")
-        raw = start_raw(workers, args.ttft_ms, args.tps, args.tokens)
-        try:
-            for streams in args.streams:
-                found = {}
-                for server in (mock, raw):
-                    result = run_client(server.url, streams, args.tokens, args.spread_ms / 1000,
-                                        timeout)
-                    e = errors(result, ttft_s, gap_s, args.tokens)
-                    found[server.label] = e
-                    print(row(server.label, workers, streams, e, result), flush=True)
-                m, r = found["mock"], found["raw"]
-                ratios.append((workers, streams, pct(m["gap"], .99) / pct(r["gap"], .99),
-                               pct(m["ttft"], .99) / pct(r["ttft"], .99), pct(m["gap"], .99)))
-        finally:
-            mock.stop()
-            raw.stop()
+    for api in args.api:
+        for workers in args.workers:
+            mock = start_mock(workers, "--ttft-ms", str(args.ttft_ms), "--tps", str(args.tps),
+                              "--jitter-ms", "0")
+            raw = start_raw(workers, args.ttft_ms, args.tps, args.tokens, api)
+            try:
+                for streams in args.streams:
+                    found = {}
+                    for server in (mock, raw):
+                        result = run_client(server.url, streams, args.tokens,
+                                            args.spread_ms / 1000, timeout, api)
+                        e = errors(result, ttft_s, gap_s, args.tokens)
+                        found[server.label] = e
+                        print(row(api, server.label, workers, streams, e, result), flush=True)
+                    m, r = found["mock"], found["raw"]
+                    ratios.append((api, workers, streams, pct(m["gap"], .99) / pct(r["gap"], .99),
+                                   pct(m["ttft"], .99) / pct(r["ttft"], .99),
+                                   pct(m["gap"], .99)))
+            finally:
+                mock.stop()
+                raw.stop()
     print("\nmock / raw, p99 error ratios (target <= 1.5 at 1,000 streams):")
-    for workers, streams, gap, ttft, gap_p99 in ratios:
+    for api, workers, streams, gap, ttft, gap_p99 in ratios:
         goal = " (goal: gap p99 <= 15 ms)" if workers == 2 and streams == 2000 else ""
-        print(f"  {workers} worker(s), {streams:>5} streams: gap {gap:.2f}x, TTFT {ttft:.2f}x; "
-              f"mock gap p99 {gap_p99:.1f} ms{goal}")
-    if not args.no_capacity:
+        print(f"  {api}: {workers} worker(s), {streams:>5} streams: gap {gap:.2f}x, "
+              f"TTFT {ttft:.2f}x; mock gap p99 {gap_p99:.1f} ms{goal}")
+    for api in [] if args.no_capacity else args.api:
         mock = start_mock(1, "--speed", "0")
-        bare = start_bare(5000)
+        bare = start_bare(5000, api)
         try:
-            rates = {s.label: capacity(s, 8, 5000) for s in (mock, bare)}
+            rates = {s.label: capacity(s, 8, 5000, api) for s in (mock, bare)}
         finally:
             mock.stop()
             bare.stop()
-        print(f"\ncapacity at speed 0 (8 streams x 5,000 chunks, one process each): mock "
+        print(f"\ncapacity at speed 0, {api} (8 streams x 5,000 chunks, one process each): mock "
               f"{rates['mock']:,.0f} chunks/s, bare aiohttp {rates['bare']:,.0f} chunks/s "
               f"= {rates['mock'] / rates['bare']:.2f}x (target >= 0.85x)")
     load = os.getloadavg()

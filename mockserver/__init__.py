@@ -1,8 +1,11 @@
-"""mockserver: an offline OpenAI-compatible upstream for holynb and any streaming client.
+"""mockserver: an offline upstream for holynb and any streaming client, in every major API.
 
-Serves ``POST /v1/chat/completions`` (SSE and JSON), ``GET /v1/models`` and the WebSocket
-``/v1/ws/chat`` with realistic per-model latency, replayed cassettes and injectable faults, from
-one process or several (``workers``). See ``docs/mockserver.md``.
+Serves OpenAI chat completions (``POST /v1/chat/completions``, SSE and JSON; the WebSocket
+``/v1/ws/chat``), OpenAI Responses (``POST /v1/responses``; WebSocket mode on the same path),
+Anthropic Messages (``POST /v1/messages``) and Gemini (``POST /v1beta/models/{model}:
+streamGenerateContent`` / ``:generateContent``), and their model lists, with realistic per-model
+latency, replayed cassettes and injectable faults, from one process or several (``workers``).
+See ``docs/mockserver.md``.
 """
 
 from ._app import create_app

@@ -53,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render ``--help`` in the docs)."""
     p = argparse.ArgumentParser(
         prog="holynb-mock",
-        description="Offline OpenAI-compatible upstream: SSE + WebSocket chat completions with "
-        "per-model latency, cassettes and injectable faults. Prints its base URL, then serves "
-        "until SIGINT/SIGTERM, draining open streams before exiting.",
+        description="Offline upstream for OpenAI chat completions (SSE + WebSocket), OpenAI "
+        "Responses (SSE + WebSocket mode), Anthropic Messages and Gemini, with per-model "
+        "latency, cassettes and injectable faults. Prints its base URL, then serves until "
+        "SIGINT/SIGTERM, draining open streams before exiting.",
     )
     for f in dataclasses.fields(MockConfig):
         flag, kw = _argument(f)

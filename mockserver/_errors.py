@@ -46,6 +46,7 @@ _STATUS_DEFAULTS: dict[int, tuple[str, str | None, str]] = {
     502: ("server_error", "bad_gateway", "Bad gateway: the upstream returned an invalid reply."),
     503: ("server_error", "server_busy", "The server is overloaded or not ready yet."),
     504: ("server_error", "gateway_timeout", "Gateway timeout: the upstream did not answer."),
+    529: ("server_error", "overloaded", "Overloaded"),  # Anthropic's overloaded_error
 }
 
 

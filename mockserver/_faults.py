@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -195,20 +195,29 @@ def _convert(name: str, key: str, value: str, conv: Any) -> Any:
         raise FaultError(f"fault {name!r}: {key}={value!r} {detail}") from None
 
 
-def not_applicable(spec: FaultSpec, path: str) -> str | None:
-    """Why ``spec`` cannot apply to a reply over ``path`` (None when it can)."""
+def not_applicable(
+    spec: FaultSpec, path: str, unsupported: Mapping[str, str] | None = None
+) -> str | None:
+    """Why ``spec`` cannot apply to a reply over ``path`` (None when it can); ``unsupported``
+    adds what one API's wire cannot carry (a format's :attr:`FrameKit.unsupported`)."""
+    if unsupported and spec.name in unsupported:
+        return unsupported[spec.name]
     rule = APPLIES[spec.name][path]
     if callable(rule):
         rule = rule(spec.params)
     return rule or None
 
 
-def applicable(specs: Iterable[FaultSpec], path: str, *, strict: bool) -> list[FaultSpec]:
-    """The faults that apply over ``path``; with ``strict`` one that cannot raises
-    :class:`FaultError` saying why (for faults a request asked for by name)."""
+def applicable(
+    specs: Iterable[FaultSpec], path: str, *, strict: bool,
+    unsupported: Mapping[str, str] | None = None,
+) -> list[FaultSpec]:
+    """The faults that apply over ``path`` (and the API's wire: ``unsupported``); with
+    ``strict`` one that cannot raises :class:`FaultError` saying why (for faults a request asked
+    for by name)."""
     out = []
     for spec in specs:
-        why = not_applicable(spec, path)
+        why = not_applicable(spec, path, unsupported)
         if why is None:
             out.append(spec)
         elif strict:
@@ -240,15 +249,19 @@ class FrameKit:
     """What a format's frames look like, for the faults that add, cut or change frames.
 
     ``strip_done(data)`` returns the frame without the stream's end marker (empty if it was only
-    that); ``error_frame(code)`` is an in-stream error; ``malformed`` a frame a client cannot
-    parse; ``break_body(body)`` a non-streaming body made unparseable. A path leaves out what no
-    fault that applies to it needs (:data:`APPLIES`).
+    that); ``error_frames(code, index)`` is an in-stream error standing in for the frame at
+    ``index`` (0-based; some APIs number their events), as one or more frames; ``malformed`` a
+    frame a client cannot parse; ``heartbeat`` the keep-alive written while a stream is quiet;
+    ``break_body(body)`` a non-streaming body made unparseable. ``unsupported`` names the faults
+    this API's wire cannot carry over the path, with the reason (beyond :data:`APPLIES`).
     """
 
     strip_done: Callable[[bytes | str], bytes | str] | None = None
-    error_frame: Callable[[int], bytes | str] | None = None
+    error_frames: Callable[[int, int], Sequence[bytes | str]] | None = None
     malformed: bytes | str | None = None
+    heartbeat: bytes | None = None
     break_body: Callable[[bytes], bytes] = lambda body: body[: len(body) // 2]
+    unsupported: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -268,6 +281,7 @@ class Plan:
     slice_gap_s: float = 0.0
     fragment_size: int | None = None
     heartbeat_s: float | None = None
+    heartbeat: bytes | None = None
     outcome: str = "completed"
 
 
@@ -283,21 +297,23 @@ def _stall(frames: Iterable[Frame], after: int, extra_s: float) -> Iterator[Fram
         yield replace(f, at=f.at + extra_s) if i >= after else f
 
 
-def _put_at(frames: Iterable[Frame], at: int, data: bytes | str, *, stop: bool) -> Iterator[Frame]:
-    """Make ``data`` the ``at``-th frame (1-based; after the last if the reply is shorter);
-    with ``stop`` nothing follows it, otherwise the original frames continue."""
-    placed = False
+def _put_at(
+    frames: Iterable[Frame], at: int, data: Callable[[int], Sequence[bytes | str]], *, stop: bool
+) -> Iterator[Frame]:
+    """Make ``data(i)`` the ``at``-th frame (1-based; after the last if the reply is shorter;
+    ``i`` is its 0-based position); with ``stop`` nothing follows it, otherwise the original
+    frames continue."""
+    i = -1
     last = 0.0
     for i, f in enumerate(frames):
         if i == at - 1:
-            placed = True
-            yield Frame(f.at, data)
+            yield from (Frame(f.at, d) for d in data(i))
             if stop:
                 return
         yield f
         last = f.at
-    if not placed:
-        yield Frame(last, data)
+    if i < at - 1:
+        yield from (Frame(last, d) for d in data(i + 1))
 
 
 def _cut(frames: Iterable[Frame], n: int) -> Iterator[Frame]:
@@ -342,14 +358,16 @@ def plan_reply(
         if path == "json":
             stream = _break_body(stream, kit)
         else:
-            assert kit.malformed is not None
-            stream = _put_at(stream, faults["malformed"].params["at"], kit.malformed, stop=False)
+            broken = kit.malformed
+            assert broken is not None
+            stream = _put_at(stream, faults["malformed"].params["at"], lambda _i: (broken,),
+                             stop=False)
         outcome = "fault:malformed"
     if "error-event" in faults:
         spec = faults["error-event"]
-        assert kit.error_frame is not None
-        data = kit.error_frame(spec.params["code"])
-        stream = _put_at(stream, spec.params["at"], data, stop=True)
+        make, code = kit.error_frames, spec.params["code"]
+        assert make is not None
+        stream = _put_at(stream, spec.params["at"], lambda i: make(code, i), stop=True)
         outcome = "fault:error-event"
     for name in ("crlf", "slice", "fragment", "heartbeat"):
         if name in faults:
@@ -377,5 +395,6 @@ def plan_reply(
                 plan.slice_gap_s = faults[name].params.get("ms", 0.0) / 1000
     if "heartbeat" in faults:
         plan.heartbeat_s = faults["heartbeat"].params["ms"] / 1000
+        plan.heartbeat = kit.heartbeat
     plan.frames = stream
     return plan

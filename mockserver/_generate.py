@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._reply import Reply
@@ -91,6 +91,7 @@ def generate_reply(
     reply_id: str,
     times: Sequence[float] = (),
     created: int | None = None,
+    echo: Mapping[str, Any] | None = None,
 ) -> Reply:
     """The generated reply for a request, with its id and latency schedule (``times``).
 
@@ -110,6 +111,7 @@ def generate_reply(
         include_usage=include_usage,
         times=times,
         fingerprint=FINGERPRINT,
+        echo=echo or {},
     )
 
 

@@ -1,4 +1,4 @@
-"""HTTP transport: ``POST /v1/chat/completions`` — read the body, ask the pipeline, write the plan.
+"""HTTP transport: every API's POST — read the body, ask the pipeline, write the plan.
 
 A streamed answer (``sse``) sends its head at once and then every frame as one HTTP chunk at its
 deadline (the pacer writes them); a non-streaming answer (``json``) is sent whole when it is
@@ -7,13 +7,15 @@ before the body is complete, or with a TCP reset.
 
 A body that does not arrive within ``body_timeout_s`` is answered 408 and the connection closed;
 a declared length over ``max_body_bytes`` is answered 413 at once. A client that hangs up is one
-INFO log line and a ``client_disconnected`` record, never a traceback.
+INFO log line and a ``client_disconnected`` record, never a traceback. Errors are written in
+the request's API (its format's ``error_response``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -25,24 +27,13 @@ from ._pacing import QueuedSink, Stream
 from ._pipeline import Answer, InjectedStatus, Pipeline
 from ._state import MockState
 from ._wire import break_connection, flush
-from .formats import parse_json
-from .formats.chat import SSE_HEADERS
+from .formats import Format, chat, parse_json
 
-__all__ = ["HTTPSink", "bearer_key", "serve_chat"]
+__all__ = ["HTTPSink", "serve_http"]
 
 log = logging.getLogger("mockserver")
-HEARTBEAT = b": heartbeat\n\n"
 # Recorded headers that describe the recorded connection, not this one.
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}
-
-
-def bearer_key(request: web.Request) -> str | None:
-    """The key from ``Authorization: Bearer <key>`` (None when absent)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
 
 
 def hung_up(record: Record, state: MockState) -> None:
@@ -56,13 +47,15 @@ def hung_up(record: Record, state: MockState) -> None:
 
 class HTTPSink(QueuedSink):
     """Frames of an HTTP body written straight to the transport: one HTTP chunk per frame when
-    the body is chunked (a stream), raw bytes otherwise (a body with a Content-Length)."""
+    the body is chunked (a stream), raw bytes otherwise (a body with a Content-Length).
+    ``keepalive`` is the API's heartbeat (an SSE comment, an Anthropic ``ping`` event)."""
 
-    __slots__ = ("_chunked",)
+    __slots__ = ("_chunked", "_keepalive")
 
-    def __init__(self, writer: AbstractStreamWriter) -> None:
+    def __init__(self, writer: AbstractStreamWriter, keepalive: bytes | None = None) -> None:
         super().__init__(writer)
         self._chunked = bool(getattr(writer, "chunked", False))
+        self._keepalive = keepalive or chat.HEARTBEAT
 
     def write(self, data: bytes | str) -> None:
         """Queue one frame (bytes)."""
@@ -70,8 +63,8 @@ class HTTPSink(QueuedSink):
         self._out.append(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
 
     def heartbeat(self) -> None:
-        """Queue an SSE comment line."""
-        self.write(HEARTBEAT)
+        """Queue the API's keep-alive."""
+        self.write(self._keepalive)
 
 
 async def read_body(request: web.Request, state: MockState) -> bytes:
@@ -97,17 +90,19 @@ def _headers(answer: Answer, *, drop: set[str]) -> dict[str, str]:
             if k.lower() not in _HOP_HEADERS and k.lower() not in drop}
 
 
-async def serve_chat(
-    request: web.Request, state: MockState, pipeline: Pipeline, record: Record, arrived: float
+async def serve_http(
+    request: web.Request, state: MockState, pipeline: Pipeline, record: Record, arrived: float,
+    *, fmt: Format = chat, route: Mapping[str, str] | None = None,  # type: ignore[assignment]
 ) -> web.StreamResponse:
-    """Answer one chat request: read, plan (pipeline), write (stream or body)."""
-    key = bearer_key(request)
+    """Answer one request in the API ``fmt``: read, plan (pipeline), write (stream or body)."""
+    key = fmt.api_key(request.headers, request.query)
+    record.api = fmt.API
     try:
         try:
             body = await read_body(request, state)
         except MockError as err:
             record.finish("error", status=err.status, error=err.message)
-            resp = err.response()
+            resp = fmt.error_response(err)
             resp.force_close()  # the connection is not reused: its body was not read
             if err.status == 408:
                 # The client stopped sending: close now (aiohttp would wait for the rest).
@@ -121,16 +116,17 @@ async def serve_chat(
         try:
             if state.recorder is not None:
                 # Record mode: the upstream authenticates; the mock only relays and records.
-                return await state.recorder.record_chat(request, parse_json(body), record)
-            controls = pipeline.admit(key, request.headers)
-            answer = pipeline.answer(body, controls, key, record)
+                return await state.recorder.record_http(request, parse_json(body), record, fmt,
+                                                       route)
+            controls = pipeline.admit(key, request.headers, fmt=fmt)
+            answer = pipeline.answer(body, controls, key, record, fmt=fmt, route=route)
         except InjectedStatus as injected:
             err = injected.error
             record.finish("fault:status", status=err.status, error=err.message)
-            return err.response()
+            return fmt.error_response(err)
         except MockError as err:
             record.finish("error", status=err.status, error=err.message)
-            return err.response()
+            return fmt.error_response(err)
         if answer.status >= 400:
             record.finish("error", status=answer.status, error="cassette error response")
             return web.Response(status=answer.status, body=answer.body(),
@@ -138,7 +134,7 @@ async def serve_chat(
         state.stream_started()
         try:
             if answer.path == "sse":
-                return await _stream(request, state, answer, record, arrived)
+                return await _stream(request, state, answer, record, arrived, fmt)
             return await _body(request, state, answer, record, arrived)
         finally:
             state.stream_ended()
@@ -151,18 +147,20 @@ async def serve_chat(
 
 
 async def _stream(
-    request: web.Request, state: MockState, answer: Answer, record: Record, arrived: float
+    request: web.Request, state: MockState, answer: Answer, record: Record, arrived: float,
+    fmt: Format,
 ) -> web.StreamResponse:
-    """SSE: the head now, every frame at its deadline, then the plan's end."""
-    ours = {k.lower() for k in SSE_HEADERS}
-    resp = web.StreamResponse(status=200, headers={**SSE_HEADERS,
+    """A stream (SSE, or Gemini's JSON array): the head now, every frame at its deadline, then
+    the plan's end."""
+    ours = {k.lower() for k in fmt.SSE_HEADERS}
+    resp = web.StreamResponse(status=200, headers={**fmt.SSE_HEADERS,
                                                    **_headers(answer, drop=ours)})
     writer = await resp.prepare(request)
     assert writer is not None
     record.status = 200
     plan = answer.plan
-    stream = Stream(plan, HTTPSink(writer), start=arrived, speed=state.config.speed,
-                    on_frame=record.tick)
+    stream = Stream(plan, HTTPSink(writer, plan.heartbeat), start=arrived,
+                    speed=state.config.speed, on_frame=record.tick)
     await state.pacer.run(stream)
     return await _end(request, state, resp, plan, stream, record)
 

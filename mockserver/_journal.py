@@ -38,6 +38,7 @@ class Record:
     transport: str  # "sse" | "ws" | "json"
     started: float
     worker: int = 0  # pid of the process that served it
+    api: str | None = None  # "chat", "responses", "anthropic", "gemini" (None: not an API call)
     model: str | None = None
     stream: bool = False
     status: int | None = None
@@ -104,6 +105,7 @@ class Record:
             "transport": self.transport,
             "started": self.started,
             "worker": self.worker,
+            "api": self.api,
             "model": self.model,
             "stream": self.stream,
             "status": self.status,

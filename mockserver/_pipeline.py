@@ -2,7 +2,8 @@
 
 A request goes through, in order:
 
-1. **auth** — the key, or 401;
+1. **auth** — the key, where the request's API carries it, or that API's refusal (401, or
+   Gemini's 403/400);
 2. **controls** — ``X-Mock-*`` headers (WebSocket: query parameters), or 400
    ``invalid_mock_control``;
 3. **parsed request** — the body as the format's request (400 naming the bad field), which
@@ -10,27 +11,32 @@ A request goes through, in order:
    request asked for must apply to that path (else 400 ``invalid_mock_control`` saying why);
 4. **rate-limit decision** — the key's token bucket, or 429;
 5. **reply plan** — a cassette (by name, by match; strict mode explains a miss) or a generated
-   reply with its latency schedule, rendered as the path's frames by the format;
+   reply with its latency schedule, rendered as the path's frames by the request's API format
+   (``formats/``): a cassette recorded in that API replays its bytes, one recorded in another
+   is read back into a reply plan and rendered anew; a Responses request with
+   ``previous_response_id`` first continues the conversation the mock remembers;
 6. **fault plan** — server, cassette and request faults that apply to the path, drawn by their
    probabilities from the request's seeded RNG; a ``status`` fault answers with that error.
 
 The transports (``_http``, ``_ws``) only run steps 1–2 at their door (:meth:`Pipeline.admit`),
 hand the body to :meth:`Pipeline.answer`, and write what comes back: an :class:`Answer`, or a
-raised :class:`~mockserver._errors.MockError` / :class:`InjectedStatus`.
+raised :class:`~mockserver._errors.MockError` / :class:`InjectedStatus` (which they render in
+the request's API through its format).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from array import array
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import formats
 from ._cassettes import Cassette, CassetteError
-from ._config import mask_key
+from ._config import PLACEHOLDER_KEYS, mask_key
 from ._controls import ControlError, RequestControls, parse_controls
 from ._errors import MockError, status_error
 from ._faults import (
@@ -49,7 +55,7 @@ from ._journal import SCHEDULE_CAP, Record
 from ._latency import profile_for, schedule
 from ._reply import Reply
 from ._state import MockState
-from .formats import chat
+from .formats import chat, responses
 
 __all__ = ["Answer", "InjectedStatus", "Pipeline"]
 
@@ -88,6 +94,17 @@ def _control_error(message: str) -> MockError:
     return MockError(400, message, code="invalid_mock_control")
 
 
+def _recorded_message(cassette: Cassette) -> str:
+    """The message of a recorded error body, whatever API's shape it has."""
+    try:
+        body = json.loads(b"".join(f.data if isinstance(f.data, bytes) else f.data.encode()
+                                   for f in cassette.frames))
+        error = body.get("error", body)
+        return str(error.get("message") or error)
+    except (ValueError, AttributeError):
+        return f"recorded error response (cassette {cassette.name!r})"
+
+
 class Pipeline:
     """Turns requests into answers for one app (its state holds config, cassettes, store)."""
 
@@ -99,44 +116,34 @@ class Pipeline:
     # -- steps 1 and 2 -----------------------------------------------------------------------
 
     def admit(
-        self, key: str | None, source: Mapping[str, str], *, path: str | None = None
+        self, key: str | None, source: Mapping[str, str], *, path: str | None = None,
+        fmt: formats.Format = chat,  # type: ignore[assignment]
     ) -> RequestControls:
         """Authenticate and read the controls; with ``path`` known (WebSocket) also check the
         requested faults apply to it. Raises :class:`MockError` (401, 400)."""
-        self.authorize(key)
+        self.authorize(key, fmt)
         try:
             controls = parse_controls(source)
         except ControlError as exc:
             raise _control_error(str(exc)) from None
         if path is not None:
-            self._check_faults(controls.faults, path)
+            self._check_faults(controls.faults, path, fmt)
         return controls
 
-    def authorize(self, key: str | None) -> None:
-        """Raise a 401 :class:`MockError` unless the key is accepted."""
+    def authorize(
+        self, key: str | None, fmt: formats.Format = chat  # type: ignore[assignment]
+    ) -> None:
+        """Raise the API's auth error (a :class:`MockError`) unless the key is accepted."""
         if self.config.accepts(key):
             return
-        if key is None or not key.strip():
-            message = (
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-            )
-            code = "missing_api_key"
-        elif self.config.keys is None:  # any key but a placeholder would have been accepted
-            message = (
-                f"The API key {key.strip()!r} is a placeholder. Set HOLYSHEEP_API_KEY to a real "
-                "key (the mock accepts any other key, e.g. sk-holynb-mock)."
-            )
-            code = "invalid_api_key"
-        else:
-            message = f"Incorrect API key provided: {mask_key(key)}."
-            code = "invalid_api_key"
-        raise MockError(401, message, "invalid_request_error", None, code)
+        # Without a key list any key but a placeholder would have been accepted.
+        placeholder = self.config.keys is None or (key or "").strip() in PLACEHOLDER_KEYS
+        raise fmt.auth_error(key if key and key.strip() else None, placeholder=placeholder)
 
     @staticmethod
-    def _check_faults(faults: list[FaultSpec], path: str) -> None:
+    def _check_faults(faults: list[FaultSpec], path: str, fmt: formats.Format) -> None:
         try:
-            applicable(faults, path, strict=True)
+            applicable(faults, path, strict=True, unsupported=fmt.frame_kit(path, None).unsupported)
         except FaultError as exc:
             raise _control_error(f"X-Mock-Fault: {exc}") from None
 
@@ -151,32 +158,38 @@ class Pipeline:
         *,
         websocket: bool = False,
         fmt: formats.Format = chat,  # type: ignore[assignment]
+        route: Mapping[str, str] | None = None,
+        memory: MutableMapping[str, str] | None = None,
     ) -> Answer:
-        """Plan the answer to one request body in the API ``fmt``; raise :class:`MockError` for
-        an error answer and :class:`InjectedStatus` when a ``status`` fault fired."""
+        """Plan the answer to one request body in the API ``fmt`` (``route``: what its URL
+        says); raise :class:`MockError` for an error answer and :class:`InjectedStatus` when a
+        ``status`` fault fired. ``memory`` is a WebSocket connection's own conversations."""
         state = self.state
         raw = body.encode() if isinstance(body, str) else body
+        record.api = fmt.API
         record.key = mask_key(key) if key else None
         record.controls = controls.public()
         record.set_request(raw, key)
-        req = fmt.parse_request(formats.parse_json(
-            raw, hint="Send a JSON object with 'model' and 'messages'."))
+        req = fmt.parse_request(formats.parse_json(raw), route)
         path = "ws" if websocket else "sse" if req.stream else "json"
         record.model, record.stream, record.transport = req.model, websocket or req.stream, path
         if not websocket:
-            self._check_faults(controls.faults, path)
+            self._check_faults(controls.faults, path, fmt)
         if state.limiter is not None:
             self._check_rate(key)
-        cassette = self._pick_cassette(req.raw, controls, path)
+        if isinstance(req, responses.ResponsesRequest) and req.previous_response_id:
+            req = req.continued(self._recall(req.previous_response_id, memory))
+        cassette = self._pick_cassette(req.chat, controls, path, fmt.API)
         if cassette is None and req.model not in state.models:
             raise status_error(404, model=req.model)
         seed = controls.seed if controls.seed is not None else self.config.seed
         rng = self._rng(req.raw, seed)
         cassette_faults = parse_faults(cassette.fault) if cassette and cassette.fault else []
+        unsupported = fmt.frame_kit(path, None).unsupported
         faults = fired(
             merge_faults(
-                applicable(self.server_faults, path, strict=False),
-                applicable(cassette_faults, path, strict=False),
+                applicable(self.server_faults, path, strict=False, unsupported=unsupported),
+                applicable(cassette_faults, path, strict=False, unsupported=unsupported),
                 controls.faults,
             ),
             rng,
@@ -187,8 +200,25 @@ class Pipeline:
             spec = faults["status"]
             raise InjectedStatus(status_error(spec.params["code"], model=req.model,
                                               retry_after=spec.params.get("retry_after")))
-        kit = fmt.frame_kit(path)
+        echo = getattr(req, "echo", None) or {}
         if cassette is not None:
+            answer = self._replay(cassette, fmt, path, faults, echo)
+            reply = cassette.reply() if fmt is responses else None
+        else:
+            reply = self._generate(req, controls, seed, rng, record, echo)
+            plan = plan_reply(fmt.reply_frames(reply, path), faults, path=path,
+                              kit=fmt.frame_kit(path, reply))
+            answer = Answer(path, plan, 200, None, reply.end)
+        if reply is not None and fmt is responses and answer.status < 400:
+            self._remember(req, reply, memory)  # type: ignore[arg-type]
+        return answer
+
+    def _replay(
+        self, cassette: Cassette, fmt: formats.Format, path: str, faults: dict[str, FaultSpec],
+        echo: Mapping[str, Any],
+    ) -> Answer:
+        """A cassette's answer: its own bytes in its own API, else its reply in ``fmt``."""
+        if cassette.api == fmt.API:
             try:
                 frames = cassette.frames_for(path)
             except ValueError as exc:
@@ -196,12 +226,50 @@ class Pipeline:
                                 code="cassette_transport_mismatch") from None
             end = frames[-1].at if frames else 0.0
             if cassette.status >= 400:  # a recorded error answers any path with its body
-                return Answer(path, Plan(frames), cassette.status, cassette.headers_for(path), end)
-            plan = plan_reply(frames, faults, path=path, kit=kit)
-            return Answer(path, plan, 200, cassette.headers_for(path), end)
-        reply = self._generate(req, controls, seed, rng, record)
-        plan = plan_reply(fmt.reply_frames(reply, path), faults, path=path, kit=kit)
+                return Answer(path, Plan(frames), cassette.status, cassette.headers_for(path),
+                              end)
+            # Reading the reply back costs a parse of the recording: only Responses' in-stream
+            # errors need it (they name the response).
+            kit = fmt.frame_kit(path, cassette.reply() if fmt is responses else None)
+            return Answer(path, plan_reply(frames, faults, path=path, kit=kit), 200,
+                          cassette.headers_for(path), end)
+        if cassette.status >= 400:  # another API's error body: the same error in this one
+            raise MockError(cassette.status, _recorded_message(cassette))
+        if cassette.transport == "json" and path != "json":
+            raise MockError(400, f"cassette {cassette.name!r}: a json cassette cannot answer a "
+                                 f"{path} request", code="cassette_transport_mismatch")
+        reply = replace(cassette.reply(), echo=echo)
+        plan = plan_reply(fmt.reply_frames(reply, path), faults, path=path,
+                          kit=fmt.frame_kit(path, reply))
         return Answer(path, plan, 200, None, reply.end)
+
+    def _recall(self, response_id: str, memory: Mapping[str, str] | None) -> list[dict[str, Any]]:
+        """The conversation a Responses ``previous_response_id`` continues (a WebSocket
+        connection's own first, then the stored ones); 400 when the mock never saw it."""
+        doc = (memory or {}).get(response_id) or self.state.store.recall("response:" +
+                                                                          response_id)
+        if doc is None:
+            raise MockError(400, f"Previous response with id '{response_id}' not found.",
+                            "invalid_request_error", "previous_response_id",
+                            "previous_response_not_found")
+        return json.loads(doc)
+
+    def _remember(self, req: responses.ResponsesRequest, reply: Reply,
+                  memory: MutableMapping[str, str] | None) -> None:
+        """Keep the conversation so far under the reply's id: on the WebSocket connection
+        (always) and in the store (unless the request said ``store: false``)."""
+        turn: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
+        if reply.tool_calls:
+            turn["tool_calls"] = [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": "".join(c.arguments)}}
+                for c in reply.tool_calls]
+        doc = json.dumps([*req.history, turn], ensure_ascii=False)
+        response_id = responses.response_id(reply)
+        if memory is not None:
+            memory[response_id] = doc
+        if req.store:
+            self.state.store.remember("response:" + response_id, doc)
 
     def _check_rate(self, key: str | None) -> None:
         limiter = self.state.limiter
@@ -220,7 +288,7 @@ class Pipeline:
             )
 
     def _pick_cassette(
-        self, body: dict[str, Any], controls: RequestControls, path: str
+        self, body: dict[str, Any], controls: RequestControls, path: str, api: str
     ) -> Cassette | None:
         """The cassette that answers, None for a generated reply; strict misses raise."""
         store = self.state.cassettes
@@ -230,7 +298,7 @@ class Pipeline:
             except CassetteError as exc:
                 raise MockError(404, str(exc), "invalid_request_error", None,
                                 "cassette_not_found") from None
-        found = store.match(body, path) if len(store) else None
+        found = store.match(body, path, api) if len(store) else None
         if found is None and self.config.strict:
             raise MockError(400, "strict mode: " + store.explain(body, path),
                             "invalid_request_error", None, "no_matching_cassette")
@@ -247,7 +315,7 @@ class Pipeline:
 
     def _generate(
         self, req: formats.Request, controls: RequestControls, seed: int | None,
-        rng: random.Random, record: Record,
+        rng: random.Random, record: Record, echo: Mapping[str, Any],
     ) -> Reply:
         config = self.config
         profile = profile_for(
@@ -275,5 +343,5 @@ class Pipeline:
         return generate_reply(
             req.model, req.messages, max_tokens=req.max_tokens, reasoning=reasoning,
             include_usage=req.include_usage, seed=seed, reply_id=reply_id, times=times,
-            created=int(time.time()) if seed is None else None,
+            created=int(time.time()) if seed is None else None, echo=echo,
         )

@@ -1,13 +1,14 @@
 """The reply plan: what the model "says" and when, before any API's wire format.
 
-Generated replies (``_generate``) and replies read back from cassettes (``_cassettes.convert``)
-are a :class:`Reply`; a format (``formats/``) renders one as the frames of its API — chat
-completion chunks today — and the fault machinery then acts on those frames.
+Generated replies (``_generate``) and replies read back from cassettes (``_cassettes.convert``,
+whatever API they were recorded in) are a :class:`Reply`; a format (``formats/``) renders one as
+the frames of its API — chat completion chunks, Responses events, Anthropic Messages events or
+Gemini ``GenerateContentResponse`` chunks — and the fault machinery then acts on those frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,10 @@ class Reply:
     for each tool call one opening delta (id and name) and one per argument fragment.
     ``times`` gives the offset (seconds from the request) of each delta in that order; deltas
     past its end go out with the last one (as the usage chunk does). ``usage`` of None means
-    "count it": prompt tokens as given, one completion token per delta.
+    "count it": prompt tokens as given, one completion token per delta; otherwise it is in the
+    chat-completions shape whatever API the reply came from. ``echo`` holds the request
+    parameters an API repeats in its reply (the Responses object echoes ``instructions``,
+    ``tools``, ``previous_response_id``, ...).
     """
 
     id: str
@@ -46,6 +50,7 @@ class Reply:
     times: Sequence[float] = ()
     fingerprint: str | None = None
     usage: dict[str, Any] | None = field(default=None)
+    echo: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -56,6 +61,31 @@ class Reply:
     def end(self) -> float:
         """The offset of the last delta (0 when there are none)."""
         return self.times[-1] if self.times else 0.0
+
+    def deltas(self) -> Iterator[tuple[float, str, int, str]]:
+        """Every delta in stream order as ``(offset, kind, n, text)``: kind ``"reasoning"`` or
+        ``"content"`` (n is 0), ``"call"`` (the opening of tool call n; text is "") or
+        ``"args"`` (a fragment of tool call n's arguments)."""
+        times, end = self.times, self.end
+        count = len(times)
+        i = 0
+        for kind, pieces in (("reasoning", self.reasoning), ("content", self.content)):
+            for text in pieces:
+                yield (times[i] if i < count else end), kind, 0, text
+                i += 1
+        for n, call in enumerate(self.tool_calls):
+            yield (times[i] if i < count else end), "call", n, ""
+            i += 1
+            for text in call.arguments:
+                yield (times[i] if i < count else end), "args", n, text
+                i += 1
+
+    def counts(self) -> tuple[int, int, int]:
+        """(prompt, completion, reasoning) tokens, from ``usage`` when it was given."""
+        usage = self.usage_body()
+        details = usage.get("completion_tokens_details") or {}
+        return (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+                int(details.get("reasoning_tokens") or 0))
 
     def usage_body(self) -> dict[str, Any]:
         """The OpenAI ``usage`` object (with ``completion_tokens_details`` when it reasons)."""

@@ -1,7 +1,8 @@
 """Where the mock keeps what must stay true across requests — and across worker processes.
 
-Three things: the journal's records, repeat counters (seeded draws and cassette sequences count
-how often a request was seen) and the rate limiter's token buckets. :class:`MemoryStore` keeps
+Four things: the journal's records, repeat counters (seeded draws and cassette sequences count
+how often a request was seen), the rate limiter's token buckets and the conversations of stored
+Responses replies (what ``previous_response_id`` continues). :class:`MemoryStore` keeps
 them in the process (one server). :class:`SharedStore` keeps them in one SQLite file in WAL mode
 that every worker opens, so a request to any worker sees the records of all of them, a reset
 resets all, and a key's bucket is one bucket whatever worker its requests reach.
@@ -29,9 +30,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ._journal import Record
 
-__all__ = ["JOURNAL_SIZE", "SYNC_BATCH", "SYNC_S", "MemoryStore", "SharedStore", "Store"]
+__all__ = ["JOURNAL_SIZE", "MEMORY_SIZE", "SYNC_BATCH", "SYNC_S", "MemoryStore", "SharedStore",
+           "Store"]
 
 JOURNAL_SIZE = 10_000  # records kept (oldest dropped first)
+MEMORY_SIZE = 1_000  # stored Responses conversations kept (oldest dropped first)
 SYNC_S = 0.05  # how often a worker flushes its journal to the shared store
 SYNC_BATCH = 128  # in-progress frame counts written per flush, at most
 _EPOCH_MS = 1_735_689_600_000  # 2025-01-01: record ids count milliseconds from here
@@ -46,6 +49,8 @@ class Store(Protocol):
     def journal_page(self, after: int, limit: int | None) -> list[dict[str, Any]]: ...
     def count(self, key: str) -> int: ...
     def take(self, key: str, capacity: int, rate: float, now: float) -> tuple[bool, int, float]: ...
+    def remember(self, key: str, doc: str) -> None: ...
+    def recall(self, key: str) -> str | None: ...
     def reset(self) -> None: ...
     def close(self) -> None: ...
 
@@ -68,6 +73,7 @@ class MemoryStore:
         self._next_id = 1
         self._counts: dict[str, int] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._memory: dict[str, str] = {}
 
     def journal_add(self, record: Record) -> int:
         """Keep a new record; return its id."""
@@ -101,11 +107,24 @@ class MemoryStore:
         self._buckets[key] = (tokens, now)
         return ok, int(tokens), wait
 
+    def remember(self, key: str, doc: str) -> None:
+        """Keep ``doc`` under ``key`` (the oldest of :data:`MEMORY_SIZE` is dropped)."""
+        self._memory.pop(key, None)
+        self._memory[key] = doc
+        if len(self._memory) > MEMORY_SIZE:
+            del self._memory[next(iter(self._memory))]
+
+    def recall(self, key: str) -> str | None:
+        """What was kept under ``key``."""
+        return self._memory.get(key)
+
     def reset(self) -> None:
-        """Forget records, counters and buckets (record ids keep counting, so stay unique)."""
+        """Forget records, counters, buckets and conversations (record ids keep counting, so
+        stay unique)."""
         self._records.clear()
         self._counts.clear()
         self._buckets.clear()
+        self._memory.clear()
 
     def close(self) -> None:
         """Nothing to release."""
@@ -119,6 +138,8 @@ INSERT INTO meta (gen, reset_at) SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM met
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL,
                                     stamp REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS memory (n INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL,
+                                   doc TEXT NOT NULL);
 """
 
 
@@ -277,12 +298,28 @@ class SharedStore:
             self._db.execute("COMMIT")
         return ok, int(tokens), wait
 
-    def reset(self) -> None:
-        """Forget every worker's records, counters and buckets (the others see the new
-        generation at their next flush or read, and drop their older records)."""
+    def remember(self, key: str, doc: str) -> None:
+        """Keep ``doc`` under ``key`` for every worker (the oldest of :data:`MEMORY_SIZE`
+        dropped)."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            for table in ("journal", "counters", "buckets"):
+            self._db.execute("INSERT OR REPLACE INTO memory (key, doc) VALUES (?, ?)", (key, doc))
+            self._db.execute("DELETE FROM memory WHERE n <= (SELECT MAX(n) FROM memory) - ?",
+                             (MEMORY_SIZE,))
+        finally:
+            self._db.execute("COMMIT")
+
+    def recall(self, key: str) -> str | None:
+        """What any worker kept under ``key``."""
+        row = self._db.execute("SELECT doc FROM memory WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def reset(self) -> None:
+        """Forget every worker's records, counters, buckets and conversations (the others see
+        the new generation at their next flush or read, and drop their older records)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("journal", "counters", "buckets", "memory"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self._db.execute("UPDATE meta SET gen = gen + 1, reset_at = ?", (time.time(),))
             gen = self._generation(self._db)

@@ -1,4 +1,5 @@
-"""WebSocket transport: ``/v1/ws/chat`` (protocol in ``shared/DESIGN.md``).
+"""WebSocket transport: ``/v1/ws/chat`` (protocol in ``shared/DESIGN.md``) and the Responses
+API's WebSocket mode on ``/v1/responses``.
 
 One connection carries many requests, one stream at a time. The handler's receive loop reads
 every client frame; a request frame goes through the pipeline and its plan is handed to the
@@ -9,6 +10,12 @@ pacer stops it, ``[DONE]`` is written and the record is finished, before the nex
 
 Recoverable errors are ``{"error": {...}}`` frames and keep the socket open; auth failures close
 with 1008, "try again later" with 1013, server faults with 1011.
+
+In Responses WebSocket mode the client sends ``{"type": "response.create", ...}`` (the POST body
+without ``stream``), the events come back one per text message, errors are
+``{"type": "error", "status": N, "error": {...}}`` events, and ``previous_response_id`` continues
+a response made on this connection (or a stored one). The chat protocol's ``ping``, ``cancel``,
+``pause`` and ``resume`` control frames work there too (mock extensions).
 """
 
 from __future__ import annotations
@@ -25,14 +32,14 @@ from ._config import mask_key
 from ._controls import RequestControls
 from ._errors import MockError
 from ._faults import Plan
-from ._http import bearer_key, hung_up
+from ._http import hung_up
 from ._journal import Record
 from ._pacing import ENDED, QueuedSink, Stream
 from ._pipeline import InjectedStatus, Pipeline
 from ._state import MockState
 from ._wire import break_connection
-from .formats import parse_json
-from .formats.chat import DONE_WS, recorded_ws_error, ws_error
+from .formats import Format, chat, parse_json
+from .formats.chat import DONE_WS
 
 __all__ = ["WSSink", "serve_ws"]
 
@@ -102,7 +109,10 @@ class _Connection:
         pipeline: Pipeline,
         controls: RequestControls,
         key: str | None,
+        fmt: Format,
     ) -> None:
+        self.fmt = fmt
+        self.memory: dict[str, str] = {}  # Responses this connection made (previous_response_id)
         self.request = request
         self.ws = ws
         self.writer = writer
@@ -122,7 +132,7 @@ class _Connection:
         return self.stream is not None and self.stream.state != ENDED
 
     async def send_error(self, err: MockError) -> None:
-        await self.ws.send_str(ws_error(err))
+        await self.ws.send_str(self.fmt.ws_error(err))
 
     # -- receive loop --------------------------------------------------------------------------
 
@@ -166,13 +176,15 @@ class _Connection:
         except MockError as err:
             await self.send_error(err)
             return
-        if isinstance(obj, dict) and "type" in obj and "messages" not in obj:
-            await self.on_control(obj["type"])
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        if kind is not None and kind != "response.create" and "messages" not in obj:
+            await self.on_control(kind)
         elif self.streaming:
+            end = "[DONE]" if self.fmt is chat else "its response.completed event"
             await self.send_error(
                 MockError(
                     409,
-                    "A stream is already in progress on this connection; wait for [DONE] or "
+                    f"A stream is already in progress on this connection; wait for {end} or "
                     'send {"type":"cancel"} first.',
                     code="stream_in_progress",
                 )
@@ -202,13 +214,15 @@ class _Connection:
             )
 
     def cancel(self) -> None:
-        """End the stream in progress now: ``[DONE]`` goes out and the record is finished,
-        whether or not the stream's task has run yet."""
+        """End the stream in progress now: ``[DONE]`` goes out (chat) and the record is
+        finished, whether or not the stream's task has run yet."""
         stream, record, sink = self.stream, self.record, self.sink
         if stream is None or stream.state == ENDED or record is None or sink is None:
             return  # nothing to cancel
         stream.end("cancelled")
         record.finish("cancelled")
+        if self.fmt is not chat:
+            return
         try:
             sink.write_whole(DONE_WS)
         except ConnectionError:
@@ -222,7 +236,8 @@ class _Connection:
         record = state.journal.begin("WS", self.request.path, "ws")
         record.stream = True
         try:
-            answer = self.pipeline.answer(body, self.controls, self.key, record, websocket=True)
+            answer = self.pipeline.answer(body, self.controls, self.key, record, websocket=True,
+                                          fmt=self.fmt, memory=self.memory)
         except InjectedStatus as injected:
             err = injected.error
             record.finish("fault:status", status=err.status, error=err.message)
@@ -240,7 +255,7 @@ class _Connection:
             raise
         if answer.status >= 400:
             record.finish("error", status=answer.status, error="cassette error response")
-            await self.ws.send_str(recorded_ws_error(answer.body(), answer.status))
+            await self.ws.send_str(self.fmt.recorded_ws_error(answer.body(), answer.status))
             return
         record.status = 200
         plan = answer.plan
@@ -291,36 +306,40 @@ class _Connection:
 
 
 async def serve_ws(
-    request: web.Request, state: MockState, pipeline: Pipeline
+    request: web.Request, state: MockState, pipeline: Pipeline,
+    fmt: Format = chat,  # type: ignore[assignment]
 ) -> web.StreamResponse:
-    """``GET /v1/ws/chat``: authenticate (401 JSON before upgrade), then serve the protocol."""
+    """``GET /v1/ws/chat`` (or ``/v1/responses``): authenticate (401 JSON before upgrade), then
+    serve the protocol."""
     if state.recorder is not None:
         record = state.journal.begin(request.method, request.path, "ws")
-        return await state.recorder.record_ws(request, record)
-    key = bearer_key(request) or request.query.get("key") or None
+        record.api = fmt.API
+        return await state.recorder.record_ws(request, record, fmt)
+    key = fmt.api_key(request.headers, request.query)
     try:
-        controls = pipeline.admit(key, request.query, path="ws")
+        controls = pipeline.admit(key, request.query, path="ws", fmt=fmt)
     except MockError as err:
         record = state.journal.begin(request.method, request.path, "ws")
+        record.api = fmt.API
         record.key = mask_key(key) if key else None
         record.finish("error", status=err.status, error=err.message)
-        return err.response()
+        return fmt.error_response(err)
     ws = web.WebSocketResponse(
         # timeout bounds how long a close waits for the client's close frame (shutdown, faults)
         autoping=True, compress=False, max_msg_size=state.config.max_body_bytes, timeout=2.0
     )
     if not ws.can_prepare(request).ok:
-        return MockError(
+        return fmt.error_response(MockError(
             400, "This endpoint speaks WebSocket; connect with a WebSocket client.",
             code="websocket_required",
-        ).response()
+        ))
     try:
         writer = await ws.prepare(request)
     except ConnectionError:
         log.info("client hung up during the WebSocket handshake: %s", request.path)
         return ws
     assert writer is not None
-    conn = _Connection(request, ws, writer, state, pipeline, controls, key)
+    conn = _Connection(request, ws, writer, state, pipeline, controls, key, fmt)
     state.websockets.add(ws)
     try:
         await conn.run()

@@ -7,6 +7,7 @@ A cassette is one UTF-8 JSON file (``*.json``), pretty-printed with one frame pe
       "name": "code-answer",
       "description": "optional free text, ignored by the server",
       "match": {"prompt": "Write a Python function that ..."},
+      "api": "chat",
       "transport": "sse",
       "status": 200,
       "headers": {"content-type": "text/event-stream", "cache-control": "no-cache"},
@@ -29,8 +30,13 @@ Fields:
   ``response_format``. A field left out matches anything: without ``model`` a cassette serves every
   model. Request keys outside that list (``stream``, ``stream_options``, ``n``, ``user``,
   ``metadata``, ...) never take part in matching.
+- ``api`` — the API it was recorded in: ``chat`` (the default when absent), ``responses``,
+  ``anthropic``, ``gemini`` (SSE or one body) or ``gemini-array`` (Gemini's JSON-array stream).
+  A request in that API replays the recorded bytes; a request in another API gets the reply the
+  recording carries (text, reasoning, tool calls, usage, timing) rendered in its own API.
 - ``transport`` — how the response was captured: ``sse`` (a streaming HTTP body), ``ws`` (messages
-  of ``/v1/ws/chat``) or ``json`` (a non-streaming HTTP body).
+  of a WebSocket: ``/v1/ws/chat``, or ``/v1/responses`` in WebSocket mode) or ``json`` (a
+  non-streaming HTTP body).
 - ``status`` and ``headers`` — sent before the body; header names are lower case and come from an
   allowlist when recorded.
 - ``fault`` — ``null`` or a fault spec in the ``X-Mock-Fault`` grammar, applied on every replay.
@@ -73,6 +79,8 @@ from typing import Any
 from .._config import SHIPPED_DIR
 from .._faults import FaultError, parse_faults
 from .._frames import Frame, join_frames
+from .._reply import Reply
+from ..formats.registry import APIS, FORMATS
 from .convert import convert_frames
 
 __all__ = [
@@ -107,8 +115,8 @@ MATCH_PARAMS = (
     "response_format",
 )
 MATCH_FIELDS = ("model", "prompt", "messages", *MATCH_PARAMS)
-_TOP_FIELDS = ("version", "name", "description", "match", "transport", "status", "headers",
-               "fault", "frames")
+_TOP_FIELDS = ("version", "name", "description", "match", "api", "transport", "status",
+               "headers", "fault", "frames")
 _REQUIRED = ("version", "name", "transport", "frames")
 
 
@@ -133,10 +141,18 @@ class Cassette:
     fault: str | None = None
     description: str = ""
     path: Path | None = field(default=None, compare=False)
+    api: str = "chat"
     # frames_for() results per transport: converting the long cassettes costs milliseconds
     _converted: dict[str, list[Frame]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _reply: Reply | None = field(default=None, init=False, repr=False, compare=False)
+
+    def reply(self) -> Reply:
+        """The reply plan the recording carries (read once: a loaded cassette is not changed)."""
+        if self._reply is None:
+            self._reply = FORMATS[self.api].read_reply(self.frames, self.transport)
+        return self._reply
 
     def frames_for(self, transport: str) -> list[Frame]:
         """The frames to send when this cassette answers a request over ``transport``.
@@ -157,7 +173,7 @@ class Cassette:
                 return [Frame(at, join_frames(self.frames).decode("utf-8", "replace"))]
             return [Frame(f.at, f.data.encode() if isinstance(f.data, str) else f.data)
                     for f in self.frames]
-        return convert_frames(self.frames, self.transport, transport)
+        return convert_frames(self.frames, self.transport, transport, api=self.api)
 
     def headers_for(self, transport: str) -> dict[str, str]:
         """The headers to send over ``transport`` (content-type adjusted when converting)."""
@@ -191,6 +207,9 @@ def parse_cassette(doc: Any, *, where: str = "<cassette>", path: Path | None = N
     name = doc["name"]
     if not isinstance(name, str) or not name.strip():
         raise _fail(where, "'name' must be a non-empty string")
+    api = doc.get("api", "chat")
+    if api not in APIS:
+        raise _fail(where, f"'api' must be one of {', '.join(APIS)}, got {api!r}")
     transport = doc["transport"]
     if transport not in TRANSPORTS:
         raise _fail(where, f"'transport' must be one of {', '.join(TRANSPORTS)}, got "
@@ -226,6 +245,7 @@ def parse_cassette(doc: Any, *, where: str = "<cassette>", path: Path | None = N
         fault=fault,
         description=description,
         path=path,
+        api=api,
     )
 
 
@@ -305,6 +325,7 @@ def dump_cassette(c: Cassette) -> str:
         ("name", c.name),
         *([("description", c.description)] if c.description else []),
         ("match", c.match),
+        *([("api", c.api)] if c.api != "chat" else []),
         ("transport", c.transport),
         ("status", c.status),
         ("headers", c.headers),

@@ -149,8 +149,12 @@ class CassetteStore:
         cassette (a shared counter is reset where it is kept)."""
         self._counts.clear()
 
-    def match(self, request_json: Mapping[str, Any], transport: str) -> Cassette | None:
-        """The cassette answering this request over ``transport`` ("sse", "ws" or "json")."""
+    def match(
+        self, request_json: Mapping[str, Any], transport: str, api: str = "chat"
+    ) -> Cassette | None:
+        """The cassette answering this request (its chat-completions form) over ``transport``
+        ("sse", "ws" or "json") in ``api``: among equally specific ones, one recorded in the
+        same API first, then over the same transport."""
         servable = _servable(transport)
         norm = normalise_request(request_json)
         candidates = [
@@ -161,14 +165,17 @@ class CassetteStore:
             return None
         _, best = min(
             candidates,
-            key=lambda ic: (-len(ic[1].match), ic[1].transport != transport, ic[0]),
+            key=lambda ic: (-len(ic[1].match), ic[1].api != api, ic[1].transport != transport,
+                            ic[0]),
         )
         best_key = _key_id(best.match)
         group = [
             c for _, c in candidates
-            if c.transport == best.transport and _key_id(c.match) == best_key
+            if c.transport == best.transport and c.api == best.api
+            and _key_id(c.match) == best_key
         ]
-        n = self._counter(_key_id([best_key, best.transport, _key_id(norm)]))
+        n = self._counter(_key_id([best_key, best.transport, _key_id(norm)]
+                                  + ([best.api] if best.api != "chat" else [])))
         return group[n % len(group)]
 
     def explain(self, request_json: Mapping[str, Any], transport: str) -> str:

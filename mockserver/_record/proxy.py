@@ -1,12 +1,17 @@
-"""Record mode: proxy chat requests to a real upstream and save each response as a cassette.
+"""Record mode: proxy requests to a real upstream and save each response as a cassette.
 
 When ``config.record_upstream`` is set, ``create_app`` opens one :class:`Recorder` with one
 upstream ``aiohttp.ClientSession`` for the app's life (in its ``cleanup_ctx``) and routes::
 
-    # POST /v1/chat/completions, once the JSON body is read (instead of building a reply):
-    return await recorder.record_chat(request, body, record)
-    # GET /v1/ws/chat, instead of the mock's own WebSocket handler (before upgrading):
-    return await recorder.record_ws(request, record)
+    # any API's POST, once the JSON body is read (instead of building a reply):
+    return await recorder.record_http(request, body, record, fmt, route)
+    # GET /v1/ws/chat or /v1/responses, instead of the mock's own WebSocket handler:
+    return await recorder.record_ws(request, record, fmt)
+
+The upstream is an OpenAI-style base URL (``https://api.example.com/v1``): a request to the
+mock's ``/v1/<path>`` goes to ``<upstream>/<path>``, one to ``/v1beta/<path>`` (Gemini) to
+``<upstream without its /v1>/v1beta/<path>``. Every API records the same way; the cassette
+names its ``api``.
 
 ``record`` is the request's journal record: it gets ``tick()`` per chunk relayed, ``cassette``
 set to the saved cassette's name, and ``finish(outcome, status=...)`` with ``completed``,
@@ -27,16 +32,18 @@ What is recorded, and when it is written to ``record_dir``:
   an error code) is real behaviour worth replaying: the client's connection is broken the same
   way and the recording is saved with the matching ``fault`` (``disconnect:after=N``,
   ``reset:after=N``, ``ws-close:code=C,after=N``, N = frames recorded).
-- WebSocket: client frames are forwarded to the upstream ``/ws/chat``; each request frame starts a
-  recording of the server's messages, saved at ``[DONE]`` or an error frame (or, without
-  ``[DONE]``, at the next request or upstream close if a ``finish_reason`` was seen).
+- WebSocket: client frames are forwarded to the upstream ``/ws/chat`` (``/responses``); each
+  request frame (``response.create``) starts a recording of the server's messages, saved at
+  ``[DONE]`` (a terminal ``response.*`` event) or an error frame (or, without it, at the next
+  request or upstream close if a ``finish_reason`` was seen).
   ``pong`` replies are forwarded but not recorded; a cancelled stream is not saved.
 - Headers come from :data:`HEADER_ALLOWLIST` only. Keys are scrubbed from everything written:
   the key values the client sent, ``Bearer ...``, ``sk-...`` tokens and ``key=``/``api_key=``/
   ``token=`` URL parameters become ``[REDACTED]``.
 
-Files are named ``<prompt-slug>-<transport>-<hash>-<n>.json``; ``n`` counts recordings of the
-same request, so a :class:`~mockserver._cassettes.CassetteStore` replays them in order.
+Files are named ``<prompt-slug>-[<api>-]<transport>-<hash>-<n>.json`` (no api part for chat);
+``n`` counts recordings of the same request, so a
+:class:`~mockserver._cassettes.CassetteStore` replays them in order.
 """
 
 from __future__ import annotations
@@ -52,10 +59,11 @@ import aiohttp
 from aiohttp import web
 
 from .._cassettes import Cassette, match_digest, normalise_request, save_cassette
-from .._errors import error_body
+from .._errors import MockError, error_body
 from .._frames import Frame
 from .._journal import Record
 from .._wire import break_connection
+from ..formats import Format, chat, responses
 from .scrub import Scrubber, secrets_of
 
 __all__ = ["FORWARDED_REQUEST_HEADERS", "HEADER_ALLOWLIST", "Recorder", "upstream_session"]
@@ -80,8 +88,17 @@ HEADER_ALLOWLIST = frozenset({
 })
 # Request headers passed to the upstream besides Authorization (X-Mock-* too, so that a mock
 # upstream can be steered while recording).
-FORWARDED_REQUEST_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
-_DONE = re.compile(rb"(?m)^data: ?\[DONE\]\r?$")
+FORWARDED_REQUEST_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent",
+                             "x-api-key", "anthropic-version", "anthropic-beta",
+                             "x-goog-api-key")
+# What the end of a complete stream looks like, per API (a client may hang up right after it).
+_DONE = {
+    "chat": re.compile(rb"(?m)^data: ?\[DONE\]\r?$"),
+    "responses": re.compile(rb"(?m)^event: ?response\.(?:completed|incomplete|failed)\r?$"),
+    "anthropic": re.compile(rb"(?m)^event: ?message_stop\r?$"),
+    "gemini": re.compile(rb'"finishReason"'),
+    "gemini-array": re.compile(rb"\]\s*$"),
+}
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -157,9 +174,11 @@ class Recorder:
             status=cassette.status,
             headers={k: scrubber.text(v) for k, v in cassette.headers.items()},
             fault=cassette.fault,
+            api=cassette.api,
         )
         self.record_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"{_slug(clean.match)}-{clean.transport}-{match_digest(clean.match)}"
+        api = "" if clean.api == "chat" else f"{clean.api}-"
+        stem = f"{_slug(clean.match)}-{api}{clean.transport}-{match_digest(clean.match)}"
         # Write a hidden temporary file, then link it to the first free name: the link fails if
         # the name exists (concurrent recordings take the next number) and a reader never sees a
         # half-written cassette.
@@ -186,19 +205,27 @@ class Recorder:
         if "messages" in recording.match:
             journal.cassette = self.save(recording, scrubber).stem
 
-    async def record_chat(
-        self, request: web.Request, body: Any, journal: Record
+    def _url(self, path: str) -> str:
+        """Where a request to the mock's ``path`` goes upstream."""
+        if path.startswith("/v1/"):
+            return self.upstream + path[len("/v1"):]
+        root = self.upstream[:-len("/v1")] if self.upstream.endswith("/v1") else self.upstream
+        return root + path
+
+    async def record_http(
+        self, request: web.Request, body: Any, journal: Record,
+        fmt: Format = chat, route: Any = None,  # type: ignore[assignment]
     ) -> web.StreamResponse:
-        """Proxy one ``POST /chat/completions`` to the upstream and record the response.
+        """Proxy one POST to the upstream and record the response.
 
         ``body`` is the decoded JSON; it is forwarded as is (the upstream validates it).
         """
         scrubber = Scrubber(secrets_of(request))
         fields = body if isinstance(body, dict) else {}
-        streaming = fields.get("stream") is True
-        recording = Cassette(name="", match=_match_key(fields),
-                             transport="sse" if streaming else "json", frames=[])
-        model = fields.get("model")
+        streaming = fields.get("stream") is True or bool((route or {}).get("stream"))
+        recording = Cassette(name="", match=_match_key(fields, fmt, route),
+                             transport="sse" if streaming else "json", frames=[], api=fmt.API)
+        model = fields.get("model") or (route or {}).get("model")
         journal.model = model if isinstance(model, str) else None
         journal.stream, journal.transport = streaming, recording.transport
         loop = asyncio.get_running_loop()
@@ -206,7 +233,7 @@ class Recorder:
         t0 = loop.time()
         try:
             upstream = await http.post(
-                f"{self.upstream}/chat/completions",
+                self._url(request.path),
                 params=request.query,
                 data=json.dumps(body, ensure_ascii=False).encode(),
                 headers={**self._forward_headers(request), "Content-Type": "application/json"},
@@ -216,7 +243,8 @@ class Recorder:
         async with upstream:
             recording.status = upstream.status
             recording.headers = _allowed_headers(upstream.headers)
-            event_stream = "text/event-stream" in recording.headers.get("content-type", "")
+            event_stream = ("text/event-stream" in recording.headers.get("content-type", "")
+                            or fmt.API == "gemini-array")
             if streaming and upstream.status < 400 and event_stream:
                 return await self._relay_sse(request, upstream, recording, scrubber, t0,
                                              journal)
@@ -279,17 +307,22 @@ class Recorder:
             if not complete:
                 upstream.close()  # stop the upstream generating for a client that is gone
             tail = b"".join(f.data for f in frames[-3:] if isinstance(f.data, bytes))
-            if not saved and _DONE.search(tail):
+            if not saved and _DONE[recording.api].search(tail):
                 self.keep(recording, scrubber, journal)
             outcome = "client_disconnected" if client_gone else "completed" if complete else "error"
             journal.finish(outcome, status=upstream.status)
         return resp
 
-    async def record_ws(self, request: web.Request, journal: Record) -> web.StreamResponse:
-        """Proxy one ``/ws/chat`` WebSocket to the upstream, recording each stream."""
+    async def record_ws(
+        self, request: web.Request, journal: Record,
+        fmt: Format = chat,  # type: ignore[assignment]
+    ) -> web.StreamResponse:
+        """Proxy one WebSocket (``/ws/chat``, or Responses' ``/responses``) to the upstream,
+        recording each stream."""
         scrubber = Scrubber(secrets_of(request))
         scheme = "wss" if self.upstream.startswith("https") else "ws"
-        url = scheme + self.upstream[self.upstream.index(":"):] + "/ws/chat"
+        url = self._url(request.path)
+        url = scheme + url[url.index(":"):]
         headers = {}
         if "Authorization" in request.headers:
             headers["Authorization"] = request.headers["Authorization"]
@@ -304,7 +337,7 @@ class Recorder:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return self._unreachable(scrubber, exc, journal)
         ws = web.WebSocketResponse(max_msg_size=0)
-        session = _WSRecording(self, scrubber, journal)
+        session = _WSRecording(self, scrubber, journal, fmt)
         try:
             await ws.prepare(request)
             pumps = [asyncio.create_task(session.client_to_upstream(ws, upstream)),
@@ -336,15 +369,23 @@ def _close_code(code: int | None) -> int:
     return 1011 if code in (1005, 1006, 1015) else code
 
 
-def _match_key(body: dict[str, Any]) -> dict[str, Any]:
-    """The key a recording is matched by: the whole normalised request except ``prompt``."""
-    return {k: v for k, v in normalise_request(body).items() if k != "prompt"}
+def _match_key(body: dict[str, Any], fmt: Format = chat,  # type: ignore[assignment]
+               route: Any = None) -> dict[str, Any]:
+    """The key a recording is matched by: the whole normalised request (in its chat form)
+    except ``prompt``; empty for a request the API would refuse."""
+    try:
+        chat_body = fmt.parse_request(body, route).chat
+    except MockError:
+        return {}
+    return {k: v for k, v in normalise_request(chat_body).items() if k != "prompt"}
 
 
 class _WSRecording:
     """The state of one proxied WebSocket: the stream being recorded, if any."""
 
-    def __init__(self, recorder: Recorder, scrubber: Scrubber, journal: Record) -> None:
+    def __init__(self, recorder: Recorder, scrubber: Scrubber, journal: Record,
+                 fmt: Format) -> None:
+        self.fmt = fmt
         self.recorder = recorder
         self.scrubber = scrubber
         self.journal = journal
@@ -355,7 +396,8 @@ class _WSRecording:
     def start(self, body: dict[str, Any]) -> None:
         """A request frame went upstream: end any stream in progress and start recording."""
         self.end(complete=False)
-        self.current = Cassette(name="", match=_match_key(body), transport="ws", frames=[])
+        self.current = Cassette(name="", match=_match_key(body, self.fmt), transport="ws",
+                                frames=[], api=self.fmt.API)
         self.t0 = asyncio.get_running_loop().time()
         self.finished = False
 
@@ -392,7 +434,7 @@ class _WSRecording:
                 isinstance(c, dict) and c.get("finish_reason") for c in choices
             ):
                 self.finished = True
-            if "error" in msg:
+            if "error" in msg or msg.get("type") in responses.TERMINAL:
                 self.end(complete=True)
         elif data == "[DONE]":
             self.end(complete=True)
@@ -407,7 +449,8 @@ class _WSRecording:
                     body = json.loads(msg.data)
                 except json.JSONDecodeError:
                     body = None
-                if isinstance(body, dict) and "messages" in body:
+                if isinstance(body, dict) and ("messages" in body or
+                                               body.get("type") == "response.create"):
                     self.start(body)
                 elif isinstance(body, dict) and body.get("type") == "cancel":
                     self.current = None  # a cancelled stream is incomplete: never saved

@@ -82,9 +82,12 @@ class Scrubber:
 
 
 def secrets_of(request: web.Request) -> list[str]:
+    """The keys a request carries: ``Authorization``, ``x-api-key``, ``x-goog-api-key`` and
+    key-like URL parameters."""
     found = []
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
     found.append(token.strip() if scheme.lower() == "bearer" else auth.strip())
+    found += [request.headers.get(name, "").strip() for name in ("x-api-key", "x-goog-api-key")]
     found += [v for k, v in request.query.items() if k.lower() in QUERY_KEYS]
     return [s for s in found if s]

@@ -12,31 +12,44 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+
+from .._config import mask_key
 from .._errors import MockError, status_error
+from .._errors import error_response as _error_response
 from .._faults import FrameKit
 from .._frames import Frame
-from .._reply import Reply
+from .._reply import Reply, ToolCall
+from . import decoded, json_str, objects
 
 __all__ = [
+    "API",
     "DONE_SSE",
     "DONE_WS",
     "MAX_TOKENS_LIMIT",
     "SSE_HEADERS",
     "ChatRequest",
+    "api_key",
+    "auth_error",
+    "bearer_key",
     "chunk_tails",
     "completion_body",
     "encode_event",
+    "error_response",
     "frame_kit",
     "json_body",
     "parse_request",
+    "read_reply",
     "recorded_ws_error",
     "reply_frames",
     "ws_error",
 ]
+
+API = "chat"
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -63,12 +76,17 @@ class ChatRequest:
     include_usage: bool
     raw: dict[str, Any]
 
+    @property
+    def chat(self) -> dict[str, Any]:
+        """The body itself: cassettes are matched on chat-completions requests."""
+        return self.raw
+
 
 def _bad(message: str, param: str | None = None, code: str | None = None) -> MockError:
     return MockError(400, message, "invalid_request_error", param, code)
 
 
-def parse_request(body: Any) -> ChatRequest:
+def parse_request(body: Any, route: Mapping[str, str] | None = None) -> ChatRequest:
     """Check a decoded request body; raise a 400 :class:`MockError` naming the bad field."""
     if not isinstance(body, dict):
         raise _bad(
@@ -145,15 +163,6 @@ def parse_request(body: Any) -> ChatRequest:
 
 # -- replies --------------------------------------------------------------------------------------
 
-_dump_str = json.JSONEncoder(ensure_ascii=False).encode
-
-
-@functools.lru_cache(maxsize=8192)
-def _json_str(text: str) -> str:
-    """A JSON string literal (cached: generated text repeats a small vocabulary)."""
-    return _dump_str(text)
-
-
 def _head(r: Reply) -> str:
     """The chunk's opening fields, without the closing brace."""
     head: dict[str, Any] = {"id": r.id, "object": "chat.completion.chunk", "created": r.created,
@@ -182,14 +191,14 @@ def chunk_tails(r: Reply) -> Iterator[str]:
     The first chunk carries ``role``; the last delta's chunk carries ``finish_reason``.
     """
     last = len(r.reasoning) + len(r.content) + sum(1 + len(c.arguments) for c in r.tool_calls) - 1
-    finish = _dump_str(r.finish_reason) if r.finish_reason else "null"
+    finish = json_str(r.finish_reason) if r.finish_reason else "null"
     i = 0
     for token in r.reasoning:
-        yield _tail(f'"content": null, "reasoning_content": {_json_str(token)}', i == 0,
+        yield _tail(f'"content": null, "reasoning_content": {json_str(token)}', i == 0,
                     finish if i == last else "null")
         i += 1
     for token in r.content:
-        yield _tail(f'"content": {_json_str(token)}', i == 0, finish if i == last else "null")
+        yield _tail(f'"content": {json_str(token)}', i == 0, finish if i == last else "null")
         i += 1
     for n, call in enumerate(r.tool_calls):
         opening = {"index": n, "id": call.id, "type": "function",
@@ -264,7 +273,42 @@ def json_body(r: Reply) -> bytes:
     return json.dumps(completion_body(r), ensure_ascii=False).encode()
 
 
+# -- auth and errors ---------------------------------------------------------------------------
+
+
+def bearer_key(headers: Mapping[str, str]) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` (None when absent)."""
+    scheme, _, token = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def api_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """``Authorization: Bearer``, or ``?key=`` (WebSocket clients that cannot set headers)."""
+    return bearer_key(headers) or query.get("key") or None
+
+
+def auth_error(key: str | None, *, placeholder: bool) -> MockError:
+    """OpenAI's 401 for a missing, placeholder or unknown key."""
+    if key is None or not key.strip():
+        message = ("You didn't provide an API key. You need to provide your API key in an "
+                   "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+        return MockError(401, message, "invalid_request_error", None, "missing_api_key")
+    if placeholder:
+        message = (f"The API key {key.strip()!r} is a placeholder. Set HOLYSHEEP_API_KEY to a "
+                   "real key (the mock accepts any other key, e.g. sk-holynb-mock).")
+    else:
+        message = f"Incorrect API key provided: {mask_key(key)}."
+    return MockError(401, message, "invalid_request_error", None, "invalid_api_key")
+
+
 # -- errors and what faults need -------------------------------------------------------------
+
+
+def error_response(err: MockError) -> web.Response:
+    """OpenAI's error JSON with its headers."""
+    return _error_response(err)
 
 
 def ws_error(err: MockError) -> str:
@@ -288,7 +332,7 @@ def recorded_ws_error(raw: bytes, status: int) -> str:
     return json.dumps(body)
 
 
-def _error_payload(code: int) -> str:
+def _error_payload(code: int, _index: int = 0) -> str:
     """The JSON of an in-stream error (``error-event`` fault)."""
     err = status_error(code)
     body = err.body()
@@ -307,21 +351,75 @@ def _strip_done_ws(data: bytes | str) -> bytes | str:
     return "" if data == DONE_WS else data
 
 
+HEARTBEAT = b": heartbeat\n\n"
 _KITS = {
     "sse": FrameKit(
         strip_done=_strip_done_sse,
-        error_frame=lambda code: f"event: error\ndata: {_error_payload(code)}\n\n".encode(),
+        error_frames=lambda code, _i: (
+            f"event: error\ndata: {_error_payload(code)}\n\n".encode(),),
         malformed=b'data: {"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "\n\n',
+        heartbeat=HEARTBEAT,
     ),
     "ws": FrameKit(
         strip_done=_strip_done_ws,
-        error_frame=_error_payload,
+        error_frames=lambda code, _i: (_error_payload(code),),
         malformed='{"id": "chatcmpl-malformed", "choices": [{"delta": {"content": "',
     ),
     "json": FrameKit(),  # a body: only break_body applies
 }
 
 
-def frame_kit(path: str) -> FrameKit:
+def frame_kit(path: str, r: Reply | None = None) -> FrameKit:
     """What this format's frames look like over ``path``, for the fault machinery."""
     return _KITS[path]
+
+
+# -- reading a recording back --------------------------------------------------------------------
+
+
+def read_reply(frames: Iterable[Frame], transport: str = "ws") -> Reply:
+    """The reply plan a recorded chat stream carries — its reasoning, text, tool calls, usage,
+    finish reason and the offset of every delta (malformed and error chunks carry none) — or,
+    for a recorded ``chat.completion`` body, its whole message at the body's offset."""
+    head: dict[str, Any] = {}
+    parts: dict[str, list[tuple[float, str]]] = {"reasoning": [], "content": []}
+    calls: dict[int, dict[str, Any]] = {}
+    call_times: list[float] = []
+    finish: str | None = None
+    usage: Any = None
+    for at, chunk in objects(decoded(frames, transport)):
+        if "error" in chunk:
+            continue
+        for key in ("id", "created", "model", "system_fingerprint"):
+            if key in chunk and key not in head:
+                head[key] = chunk[key]
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or choice.get("message") or {}
+            for field, key in (("reasoning", "reasoning_content"), ("content", "content")):
+                if isinstance(delta.get(key), str) and delta[key]:
+                    parts[field].append((at, delta[key]))
+            for call in delta.get("tool_calls") or []:
+                slot = calls.setdefault(call.get("index", len(calls)),
+                                        {"id": "", "name": "", "args": []})
+                slot["id"] = call.get("id") or slot["id"]
+                fn = call.get("function") or {}
+                slot["name"] += fn.get("name") or ""
+                if fn.get("arguments"):
+                    slot["args"].append(fn["arguments"])
+                call_times.append(at)
+            finish = choice.get("finish_reason") or finish
+    times = [at for at, _ in parts["reasoning"]] + [at for at, _ in parts["content"]]
+    return Reply(
+        id=head.get("id", "chatcmpl-cassette"),
+        created=head.get("created", 0),
+        model=head.get("model", ""),
+        content=[t for _, t in parts["content"]],
+        reasoning=[t for _, t in parts["reasoning"]],
+        tool_calls=[ToolCall(c["id"], c["name"], c["args"]) for _, c in sorted(calls.items())],
+        finish_reason=finish,
+        times=times + call_times,
+        fingerprint=head.get("system_fingerprint"),
+        usage=usage if isinstance(usage, dict) else None,
+    )

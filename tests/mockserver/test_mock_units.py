@@ -191,3 +191,22 @@ def test_shared_store_reset_keeps_what_began_after_it(tmp_path) -> None:
     assert a.journal_page(0, None)[0]["outcome"] == "completed"
     for store in (a, b):
         store.close()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_stores_remember_conversations_for_every_worker(tmp_path, shared: bool) -> None:
+    """What ``previous_response_id`` continues is kept where every worker sees it, bounded,
+    and forgotten by a reset."""
+    from mockserver._store import MEMORY_SIZE, MemoryStore, SharedStore
+
+    a = SharedStore(tmp_path / "s.db", slot=0) if shared else MemoryStore()
+    b = SharedStore(tmp_path / "s.db", slot=1) if shared else a
+    a.remember("response:resp_1", '[{"role": "user", "content": "hi"}]')
+    assert b.recall("response:resp_1") == '[{"role": "user", "content": "hi"}]'
+    for i in range(MEMORY_SIZE):
+        b.remember(f"response:r{i}", "[]")
+    assert a.recall("response:resp_1") is None and a.recall(f"response:r{MEMORY_SIZE - 1}")
+    b.reset()
+    assert a.recall(f"response:r{MEMORY_SIZE - 1}") is None
+    for store in {id(a): a, id(b): b}.values():
+        store.close()
