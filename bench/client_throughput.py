@@ -846,7 +846,9 @@ async def main() -> None:
     parser.add_argument("--tps", type=float, default=50.0)
     parser.add_argument("--paced-streams", type=int, default=1000)
     parser.add_argument("--paced-seconds", type=float, default=5.0)
-    parser.add_argument("--capacity", type=_steps, default=_steps("100,200,300,400,500,750,1000,1500,2000"))
+    parser.add_argument(
+        "--capacity", type=_steps, default=_steps("100,200,300,400,500,750,1000,1500,2000")
+    )
     parser.add_argument("--openai-capacity", type=_steps, default=_steps("25,50,100,200,300"))
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-paced", action="store_true", help=argparse.SUPPRESS)
