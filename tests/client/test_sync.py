@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -88,3 +90,20 @@ def test_keyboard_interrupt_closes_upstream(holy_mock, transport):
         # The client remains usable afterwards.
         with client.stream(PROMPT, max_tokens=2) as s2:
             assert len(list(s2)) == 2
+
+
+def test_a_client_never_closed_closes_at_exit_without_warnings(holy_mock, transport):
+    # A script that makes a Client and never closes it: the pooled connection is closed when
+    # the interpreter exits, with none of aiohttp's "Unclosed client session" noise.
+    script = (
+        "import holynb\n"
+        f"client = holynb.Client(base_url={holy_mock.url!r}, api_key={KEY!r},"
+        f" transport={transport!r})\n"
+        "print(client.complete('hi', max_tokens=3).text)\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "error::ResourceWarning", "-c", script],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() and done.stderr == ""
+    (record,) = stream_records(holy_mock)
+    assert record["outcome"] == "completed"
