@@ -228,8 +228,6 @@ def main() -> None:
     default_rates = "10,40,80,160,320" if args.quick else "10,40,80,120,160,240,320,480,640"
     rates = [float(r) for r in (args.rates or default_rates).split(",")]
     mock_args = ["--ttft-ms", f"{args.ttft_ms:g}", "--tps", f"{args.tps:g}", "--seed", "1"]
-    if args.mock_workers:
-        mock_args += ["--workers", str(args.mock_workers)]
 
     print(f"load before: {uptime()}")
     print(
@@ -237,7 +235,8 @@ def main() -> None:
         f"{args.mock_workers or 1} process(es); {duration:g} s per step; budget: TTFT p50 "
         f"within {BUDGET_MS:g} ms of the generator's own p50 at {rates[0]:g} req/s"
     )
-    proc, url = start_mock(*mock_args)
+    mock = start_mock(args.mock_workers or 1, *mock_args)
+    url, mock_pid = mock.url, mock.procs[0].pid
     results: dict[str, list[Point]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -246,7 +245,7 @@ def main() -> None:
                 "holynb bench",
                 rates,
                 lambda r: bench_point(url, r, duration, args.max_tokens),
-                proc.pid,
+                mock_pid,
             )
             for processes in (1, 2):
                 name = f"Locust {processes} worker{'s' if processes > 1 else ''}"
@@ -256,11 +255,10 @@ def main() -> None:
                     lambda r, n=processes: locust_point(
                         url, r, duration, args.max_tokens, n, workdir
                     ),
-                    proc.pid,
+                    mock_pid,
                 )
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        mock.stop()
     print(f"load after: {uptime()}")
     print("\nhighest rate sustained (TTFT p50 within 5 ms of the generator's low-rate p50):")
     for name, points in results.items():
