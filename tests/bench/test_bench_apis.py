@@ -23,16 +23,20 @@ ENDPOINTS = {
 MAX_TOKENS = 16  # the Responses API (and so the mock) wants max_output_tokens >= 16
 
 
+async def _run(mock, **options) -> bench.BenchResult:
+    """Two requests per wire of MAX_TOKENS tokens against ``mock`` (``options`` override)."""
+    options = {"requests": 2, "max_tokens": MAX_TOKENS, **options}
+    return await bench.run_bench(mock.url, api_key=MOCK_KEY, **options)
+
+
 async def test_every_api_over_every_transport(holy_mock) -> None:
     calls: list[tuple[str, int, int | None]] = []
-    result = await bench.run_bench(
-        holy_mock.url,
-        api_key=MOCK_KEY,
+    result = await _run(
+        holy_mock,
         api="all",
         transport="both",
         requests=3,
         max_concurrency=3,
-        max_tokens=MAX_TOKENS,
         seed=7,
         progress=lambda *args: calls.append(args),
     )
@@ -93,14 +97,7 @@ async def test_every_api_over_every_transport(holy_mock) -> None:
 
 
 async def test_one_api_keeps_the_transport_labels(holy_mock) -> None:
-    result = await bench.run_bench(
-        holy_mock.url,
-        api_key=MOCK_KEY,
-        api="responses",
-        transport="both",
-        requests=2,
-        max_tokens=MAX_TOKENS,
-    )
+    result = await _run(holy_mock, api="responses", transport="both")
     assert list(result.summaries) == ["sse", "ws"]
     assert all(s.api == "responses" and s.completed == 2 for s in result.summaries.values())
     assert {r.api for r in result.records} == {"responses"}
@@ -114,22 +111,14 @@ async def test_one_api_keeps_the_transport_labels(holy_mock) -> None:
 
 async def test_the_default_api_is_the_clients(holy_mock, monkeypatch) -> None:
     monkeypatch.setenv("HOLYNB_API", "messages")
-    result = await bench.run_bench(
-        holy_mock.url, api_key=MOCK_KEY, requests=2, max_tokens=MAX_TOKENS
-    )
+    result = await _run(holy_mock)
     assert list(result.summaries) == ["sse"] and result.summaries["sse"].completed == 2
     assert {r["path"] for r in holy_mock.journal()} == {"/v1/messages"}
     assert result.config["apis"] == ["messages"]
 
 
 async def test_a_list_of_apis(holy_mock) -> None:
-    result = await bench.run_bench(
-        holy_mock.url,
-        api_key=MOCK_KEY,
-        api=["chat", "responses", "chat"],  # a repeated name runs once
-        requests=2,
-        max_tokens=MAX_TOKENS,
-    )
+    result = await _run(holy_mock, api=["chat", "responses", "chat"])  # repeated: runs once
     assert list(result.summaries) == ["chat/sse", "responses/sse"]
     assert all(s.completed == 2 for s in result.summaries.values())
     assert result.config["apis"] == ["chat", "responses"]
@@ -138,29 +127,15 @@ async def test_a_list_of_apis(holy_mock) -> None:
 async def test_messages_over_websocket(holy_mock) -> None:
     # Asked for alone it is the client's own error, before any request is sent.
     with pytest.raises(ConfigError, match="The Anthropic Messages API has no WebSocket mode"):
-        await bench.run_bench(holy_mock.url, api_key=MOCK_KEY, api="messages", transport="ws")
+        await _run(holy_mock, api="messages", transport="ws")
     assert holy_mock.journal() == []
 
     # Out of a combination it is left out, and said so.
-    result = await bench.run_bench(
-        holy_mock.url,
-        api_key=MOCK_KEY,
-        api=["chat", "messages"],
-        transport="ws",
-        requests=2,
-        max_tokens=MAX_TOKENS,
-    )
+    result = await _run(holy_mock, api=["chat", "messages"], transport="ws")
     assert list(result.summaries) == ["chat/ws"]
     assert list(result.config["skipped_wires"]) == ["messages/ws"]
 
-    result = await bench.run_bench(
-        holy_mock.url,
-        api_key=MOCK_KEY,
-        api="messages",
-        transport="both",
-        requests=2,
-        max_tokens=MAX_TOKENS,
-    )
+    result = await _run(holy_mock, api="messages", transport="both")
     assert list(result.summaries) == ["sse"] and result.summaries["sse"].api == "messages"
     assert result.config["transports"] == ["sse"]
     assert list(result.config["skipped_wires"]) == ["messages/ws"]
@@ -177,5 +152,5 @@ async def test_messages_over_websocket(holy_mock) -> None:
 )
 async def test_bad_apis_say_what_to_fix(holy_mock, options, error, message) -> None:
     with pytest.raises(error, match=message):
-        await bench.run_bench(holy_mock.url, api_key=MOCK_KEY, **options)
+        await _run(holy_mock, **options)
     assert holy_mock.journal() == []
