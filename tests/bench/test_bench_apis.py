@@ -154,3 +154,11 @@ async def test_bad_apis_say_what_to_fix(holy_mock, options, error, message) -> N
     with pytest.raises(error, match=message):
         await _run(holy_mock, **options)
     assert holy_mock.journal() == []
+
+
+def test_plan_wires() -> None:
+    wires, skipped = bench.plan_wires("all", "both")
+    assert [w.label for w in wires] == ALL_WIRES
+    assert [(w.api, w.transport) for w in wires][-1] == ("messages", "sse")
+    assert list(skipped) == ["messages/ws"]
+    assert bench.plan_wires("chat", "ws") == ([bench.Wire("chat", "ws", "ws")], {})
