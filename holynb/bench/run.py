@@ -70,7 +70,7 @@ def plan_wires(
             f"transport must be one of {', '.join(TRANSPORT_CHOICES)}; got {transport!r}"
         )
     transports = ["sse", "ws"] if transport == "both" else [transport]
-    if api == "all":
+    if isinstance(api, str) and api.strip().lower() == "all":
         apis = list(APIS)
     elif api is None or isinstance(api, str):
         apis = [resolve_api(api)]

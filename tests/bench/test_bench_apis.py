@@ -157,7 +157,7 @@ async def test_bad_apis_say_what_to_fix(holy_mock, options, error, message) -> N
 
 
 def test_plan_wires() -> None:
-    wires, skipped = bench.plan_wires("all", "both")
+    wires, skipped = bench.plan_wires("All", "both")  # any case, as the client reads names
     assert [w.label for w in wires] == ALL_WIRES
     assert [(w.api, w.transport) for w in wires][-1] == ("messages", "sse")
     assert list(skipped) == ["messages/ws"]
