@@ -3,7 +3,7 @@ chunks/s per API (chat completions, Responses over SSE and WebSocket, Anthropic 
 official SDKs.
 
 Run: ``python bench/client_throughput.py [--chunks 20000] [--runs 3] [--ttft-samples 300]
-[--paced-streams 1000] [--paced-seconds 5] [--capacity 250,500,750,1000,1500,2000]``
+[--paced-streams 1000] [--paced-seconds 5] [--capacity 100,200,300,400,500,750,1000,1500,2000]``
 
 Server side: the bundled mock cannot write 100k+ chunks/s (aiohttp spends several µs per
 write), so this script starts its own tiny raw-asyncio server in a subprocess. It answers
@@ -475,6 +475,28 @@ async def peer_httpx_sse(base: str, n: int) -> Callable[[], Awaitable[int]]:
     return run
 
 
+async def peer_aiohttp_raw(base: str, n: int) -> Callable[[], Awaitable[int]]:
+    """The transport's ceiling: aiohttp ``readany()`` on the same body, no decoding at all.
+
+    holynb's SSE path is this loop plus SSE decoding, orjson and delivery; the row shows how
+    much of the per-chunk cost is aiohttp's (one ``StreamReader`` step per HTTP chunk)."""
+    import aiohttp
+
+    session = aiohttp.ClientSession()
+    body = json.dumps({"model": MODEL, "messages": _messages(), "max_tokens": n, "stream": True})
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+
+    async def run() -> int:
+        async with session.post(f"{base}/chat/completions", data=body, headers=headers) as r:
+            size = 0
+            while raw := await r.content.readany():
+                size += len(raw)
+        return n if size else 0  # the chunks the body carried (counted by the server's render)
+
+    run.close = session.close  # type: ignore[attr-defined]
+    return run
+
+
 async def throughput(
     name: str, run: Callable[[], Awaitable[int]], n: int, runs: int
 ) -> tuple[float, float]:
@@ -536,6 +558,8 @@ async def paced_child(peer: str, base: str, streams: int, seconds: float, tps: f
     errors = 0
 
     def stream_factory() -> tuple[Callable[[], Any], Callable[[], Awaitable[None]]]:
+        if peer == "raw":
+            return _raw_stream(base, lambda: n), _nothing
         if peer.startswith("holynb"):
             import holynb
 
@@ -609,6 +633,36 @@ async def paced_child(peer: str, base: str, streams: int, seconds: float, tps: f
     }), flush=True)
 
 
+def _raw_stream(base: str, tokens: Callable[[], int]) -> Callable[[list[float]], Awaitable[None]]:
+    """The floor: one asyncio task per stream reading its socket with ``StreamReader.read``
+    and counting content chunks by a byte search: no HTTP parser, no SSE or JSON decoding."""
+    host, port = base.split("//")[1].split("/")[0].split(":")
+
+    async def one(times: list[float]) -> None:
+        body = json.dumps({"model": MODEL, "messages": _messages(), "max_tokens": tokens(),
+                           "stream": True}).encode()
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: %s\r\nContent-Length: %d"
+                     b"\r\n\r\n%s" % (host.encode(), len(body), body))
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                now = time.perf_counter()
+                times.extend([now] * data.count(b'"content"'))
+                if data.endswith(b"0\r\n\r\n"):
+                    return
+        finally:
+            writer.close()
+
+    return one
+
+
+async def _nothing() -> None:
+    return None
+
+
 def run_paced(peer: str, base: str, streams: int, seconds: float, tps: float) -> dict[str, Any]:
     """One paced run in a fresh child process (one event loop, one core)."""
     out = subprocess.run(
@@ -637,7 +691,8 @@ def _paced_server(tps: float) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 PACED_PEERS = {"holynb SSE": "holynb-sse", "holynb WebSocket": "holynb-ws",
-               "openai SDK (AsyncOpenAI)": "openai"}
+               "openai SDK (AsyncOpenAI)": "openai",
+               "raw asyncio reads (floor)": "raw"}
 
 
 def paced_tables(args: argparse.Namespace) -> dict[str, Any]:
@@ -791,7 +846,9 @@ async def main() -> None:
     parser.add_argument("--tps", type=float, default=50.0)
     parser.add_argument("--paced-streams", type=int, default=1000)
     parser.add_argument("--paced-seconds", type=float, default=5.0)
-    parser.add_argument("--capacity", type=_steps, default=_steps("250,500,750,1000,1500,2000"))
+    parser.add_argument(
+        "--capacity", type=_steps, default=_steps("100,200,300,400,500,750,1000,1500,2000")
+    )
     parser.add_argument("--openai-capacity", type=_steps, default=_steps("25,50,100,200,300"))
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-paced", action="store_true", help=argparse.SUPPRESS)
@@ -828,6 +885,7 @@ async def main() -> None:
             ("holynb WebSocket", peer_holynb(base, n, "ws")),
             ("httpx-sse + json.loads", peer_httpx_sse(base, n)),
             ("openai SDK (AsyncOpenAI)", peer_openai(base, n)),
+            ("aiohttp readany, no decoding", peer_aiohttp_raw(base, n)),
         ]
         for name, make in peers:
             rates[name] = await throughput(name, await make, n, args.runs)

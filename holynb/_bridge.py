@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -132,6 +134,14 @@ class Runner:
                 except Exception:  # noqa: BLE001 — the interrupt being raised matters more
                     return
 
+    def finalizer(
+        self, owner: object, close: Callable[[], Coroutine[Any, Any, Any]]
+    ) -> weakref.finalize:
+        """Run ``close()`` on the loop when ``owner`` is collected or the interpreter exits,
+        unless the returned finalizer is detached (or called) first: a sync client the user
+        never closed still closes its connections, without aiohttp's "Unclosed" warnings."""
+        return weakref.finalize(owner, _close_on_loop, self.loop, close)
+
     def wait(self, coro: Coroutine[Any, Any, Any], timeout: float = CLOSE_WAIT_S) -> None:
         """Run ``coro`` to completion, bounded in time (used for cleanup)."""
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -139,3 +149,18 @@ class Runner:
             future.result(timeout=timeout)
         except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
             future.cancel()
+
+
+def _close_on_loop(
+    loop: asyncio.AbstractEventLoop, close: Callable[[], Coroutine[Any, Any, Any]]
+) -> None:
+    if loop.is_closed():
+        return
+    coro = close()
+    if threading.current_thread() is _loop_thread:
+        # Collected on the loop thread itself, which cannot wait for its own work.
+        loop.create_task(coro)
+        return
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    with contextlib.suppress(Exception):  # best effort: the owner is gone, nobody to tell
+        future.result(timeout=CLOSE_WAIT_S)

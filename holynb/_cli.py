@@ -337,7 +337,9 @@ async def _chat(
     if stats:
         from holynb._stats import stats_line
 
-        line = stats_line(stream.stats, model=stream.model, transport=stream.transport)
+        line = stats_line(
+            stream.stats, model=stream.model, transport=stream.transport, api=stream.api
+        )
         print(line, file=sys.stderr)
 
 

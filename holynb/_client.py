@@ -334,7 +334,8 @@ class AsyncClient:
         reply = spec.parse_reply(data, stats)
         total = time.perf_counter() - t0
         stats.ttft_s = total
-        stats.tokens = stats.completion_tokens or (1 if reply.text else 0)
+        # Without usage: one content chunk and one chunk per tool call, as a stream counts them.
+        stats.tokens = stats.completion_tokens or (bool(reply.text) + len(reply.tool_calls))
         stats.chunks = 1
         stats.finish(total)
         return CompletionResult(

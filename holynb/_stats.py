@@ -8,7 +8,7 @@ from typing import Any
 
 from holynb._pricing import cost_usd
 
-__all__ = ["StreamStats", "format_cost", "reply_cost", "stats_line"]
+__all__ = ["StreamStats", "api_label", "format_cost", "reply_cost", "stats_line"]
 
 
 @dataclass(slots=True)
@@ -21,7 +21,10 @@ class StreamStats:
       content came); ``reasoning_tokens``: ``usage.completion_tokens_details.reasoning_tokens``
       when the server reports it, else reasoning chunks.
     - ``itl_s``: gaps between consecutive content chunks (chunks read together get 0.0).
-    - ``tokens``: ``usage.completion_tokens`` when the server sent usage, else content chunks.
+    - ``tokens``: ``usage.completion_tokens`` when the server sent usage; else what the model
+      generated as it arrived: content chunks plus tool-call chunks (those carrying a function
+      name or arguments), so a reply that only calls tools is not "0 tokens". Reasoning chunks
+      are counted apart, in ``reasoning_tokens``.
     - ``tokens_per_s``: ``tokens / (total_s - ttft_s)``, the generation rate after the first token.
     - ``total_s``: request start to the end of the stream (or to the failure).
     - ``retries``: attempts retried before the first delta; ``bytes``: body bytes read;
@@ -85,19 +88,30 @@ def reply_cost(
     )
 
 
+def api_label(api: str) -> str:
+    """How the faces name an API: ``chat completions``, ``Responses``, ``Anthropic Messages``."""
+    from holynb._apis import load_api  # the API modules import this one
+
+    return load_api(api).label
+
+
 def stats_line(
     stats: StreamStats,
     *,
     model: str,
     transport: str | None = None,
+    api: str | None = None,
     prices: Mapping[str, Any] | None = None,
 ) -> str:
     """The one stats line every face shows under a reply (figures not known are left out).
 
     E.g. ``deepseek-v3.2 · SSE · thinking 2.1 s (60 tokens) · TTFT 98 ms · 120 tokens
-    (+24 prompt) · 71.2 tok/s · total 1.79 s · $0.000055 · 1 retry``.
+    (+24 prompt) · 71.2 tok/s · total 1.79 s · $0.000055 · 1 retry``. An API other than chat
+    completions is named after the model (``claude-sonnet-4.5 · Anthropic Messages · SSE · …``).
     """
     parts = [model]
+    if api and api != "chat":
+        parts.append(api_label(api))
     if transport:
         parts.append(transport.upper())
     if stats.reasoning_tokens or stats.reasoning_s is not None:

@@ -155,6 +155,7 @@ class Client:
         self._aclient = AsyncClient(*args, **kwargs)
         self._on_retry = on_retry
         self._runner = _Runner()
+        self._finalizer = self._runner.finalizer(self, self._aclient.aclose)
 
     @property
     def base_url(self) -> str:
@@ -186,7 +187,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close pooled connections."""
+        """Close pooled connections (also done when the client is collected or at exit)."""
+        self._finalizer.detach()
         self._runner.wait(self._aclient.aclose())
 
     def stream(

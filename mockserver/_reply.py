@@ -92,7 +92,9 @@ class Reply:
         if self.usage is not None:
             return self.usage
         reasoning = len(self.reasoning)
-        completion = reasoning + len(self.content)
+        # One per delta, tool calls included (an opening delta, then each argument fragment).
+        calls = sum(1 + len(call.arguments) for call in self.tool_calls)
+        completion = reasoning + len(self.content) + calls
         body: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,

@@ -124,12 +124,17 @@ def build_messages(
 
 
 class ToolCalls:
-    """Accumulates streamed tool-call fragments into OpenAI-format tool calls (by index)."""
+    """Accumulates streamed tool-call fragments into OpenAI-format tool calls (by index).
 
-    __slots__ = ("_calls",)
+    With ``stats``, every fragment that carries a name or arguments counts in ``stats.tokens``
+    (what the model generated, until usage says otherwise).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_calls", "_stats")
+
+    def __init__(self, stats: StreamStats | None = None) -> None:
         self._calls: dict[int, dict[str, Any]] = {}
+        self._stats = stats
 
     def add(self, deltas: list[dict[str, Any]], events: list[Any] | None = None) -> None:
         """Merge OpenAI-form fragments (ids and types set, names and arguments appended).
@@ -161,6 +166,8 @@ class ToolCalls:
                 call["function"]["name"] += name
             if arguments:
                 call["function"]["arguments"] += arguments
+            if (name or arguments) and self._stats is not None:
+                self._stats.tokens += 1
             if events is not None:
                 events.append(ToolCallDelta(index, d.get("id") or None, name, arguments))
 
@@ -277,7 +284,7 @@ class StreamParser:
         self.raw_usage: dict[str, Any] | None = None
         self.blocks: list[dict[str, Any]] = []
         self.model: str | None = None
-        self.tools = ToolCalls()
+        self.tools = ToolCalls(self.stats)
         self.done = False
         self.started = False
         self.error: HolyError | None = None
@@ -351,7 +358,7 @@ class StreamParser:
         self.parts.extend(fresh)
         if self.events is not None:
             self.events.extend(map(ContentDelta, fresh))
-        stats.tokens = len(self.parts)
+        stats.tokens += len(fresh)
 
     def record_usage(self, usage: Any) -> None:
         """Keep the (chat-form) usage object and its token counts in the stats."""

@@ -16,7 +16,7 @@ from holynb import _config, _mock
 from holynb._bridge import Runner
 from holynb._errors import ConfigError, HolyError
 from holynb._pricing import price_table
-from holynb._stats import format_cost, stats_line
+from holynb._stats import api_label, format_cost, stats_line
 from holynb.notebook.messages import error_line, scrub, what_happened
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class Subcommands:
     ``_remember_error``, ``_client_for`` and ``_close_clients``)."""
 
     # Set by HolyMagics.__init__ (and its traits).
-    chats: dict[str, list[dict[str, str]]]
+    chats: dict[str, list[dict[str, Any]]]
     turns: list[Turn]
     last_error: BaseException | None
     _last_error_text: str
@@ -45,6 +45,7 @@ class Subcommands:
     model: str | None
     base_url: str | None
     transport: str | None
+    api: str | None
     format: str
     system: str
     temperature: float | None
@@ -71,15 +72,18 @@ class Subcommands:
 
     def _stats_line(self, turn: Turn) -> str:
         stats = turn.stats
-        return stats_line(stats, model=turn.model, transport=turn.transport, prices=self.prices)
+        return stats_line(
+            stats, model=turn.model, transport=turn.transport, api=turn.api, prices=self.prices
+        )
 
     def _cmd_models(self, rest: str) -> None:
+        api = None
         try:
-            client = self._client_for(rest)
-            models = Runner().run(client.models())
+            client, api = self._client_for(rest)
+            models = Runner().run(client.models(api=api))
         except HolyError as exc:
             self._remember_error(exc)
-            self._print(error_line(exc, "magic"))
+            self._print(error_line(exc, "magic", api=api))
             return
         prices = price_table(self.prices)
         default = _config.resolve_model(self.model)
@@ -103,6 +107,10 @@ class Subcommands:
             base_url = _config.resolve_base_url(self.base_url)
         except ConfigError as exc:
             base_url = f"<invalid: {what_happened(exc)}>"
+        try:
+            api = _config.resolve_api(self.api)
+        except ConfigError:
+            api = "<invalid: HOLYNB_API is not chat, responses or messages>"
         prices = ", ".join(
             f"{name} {price.input:g}/{price.output:g}"
             for name, price in price_table(self.prices).items()
@@ -111,6 +119,7 @@ class Subcommands:
             "base_url": base_url,
             "api_key": key,
             "model": _config.resolve_model(self.model),
+            "api": api,
             "transport": _config.resolve_transport(self.transport),
             "format": self.format,
             "system": self.system or "<none>",
@@ -154,11 +163,13 @@ class Subcommands:
         for n, turn in enumerate(self.turns, 1):
             where = f"[{turn.chat}] " if turn.chat else ""
             status = "" if turn.outcome == "ok" else f" ({turn.outcome})"
-            lines.append(f"{n}. {where}{turn.model}{status}")
+            api = "" if turn.api == "chat" else f" · {api_label(turn.api)}"
+            lines.append(f"{n}. {where}{turn.model}{api}{status}")
             lines.append(f"   you: {_short(turn.prompt)}")
             lines.append(f"   ai:  {_short(turn.reply)}")
         for name, messages in self.chats.items():
-            lines.append(f"conversation {name!r}: {len(messages) // 2} turns remembered")
+            turns = sum(m["role"] == "user" for m in messages)
+            lines.append(f"conversation {name!r}: {turns} turns remembered")
         self._print("\n".join(lines))
 
     def _cmd_stats(self, rest: str) -> None:

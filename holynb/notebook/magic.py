@@ -21,6 +21,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode, Union, validate
 from traitlets.config import Configurable
 
+from holynb import _config
 from holynb._bridge import CLOSE_WAIT_S, Runner
 from holynb._client import AsyncClient, CompletionResult
 from holynb._errors import ConfigError
@@ -28,6 +29,7 @@ from holynb._events import ContentDelta, ReasoningDelta, StreamEvent, ToolCallDe
 from holynb._pricing import Price
 from holynb._stats import StreamStats, reply_cost
 from holynb.notebook.commands import SUBCOMMANDS, Subcommands
+from holynb.notebook.history import remembered
 from holynb.notebook.live_markdown import Budget
 from holynb.notebook.magic_args import Request, holy_arguments, parse_line, resolve, split_options
 from holynb.notebook.messages import error_line, scrub
@@ -72,6 +74,7 @@ class Turn:
     stats: StreamStats = field(default_factory=StreamStats)
     cost: float | None = None
     transport: str | None = None
+    api: str = "chat"
 
 
 @dataclass(slots=True)
@@ -105,6 +108,13 @@ class HolyMagics(Subcommands, Magics, Configurable):
     transport = Enum(["sse", "ws"], None, allow_none=True, help="sse or ws (None: env).").tag(
         config=True
     )
+    api = Enum(
+        list(_config.APIS),
+        None,
+        allow_none=True,
+        help="chat (chat completions), responses (OpenAI Responses) or messages (Anthropic "
+        "Messages); None: configure() > HOLYNB_API > chat.",
+    ).tag(config=True)
     system = Unicode("", help="System prompt for every request ('' for none).").tag(config=True)
     temperature = Float(None, allow_none=True, help="Sampling temperature.").tag(config=True)
     max_tokens = Int(None, allow_none=True, help="Maximum tokens in a reply.").tag(config=True)
@@ -154,7 +164,7 @@ class HolyMagics(Subcommands, Magics, Configurable):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.chats: dict[str, list[dict[str, str]]] = {}
+        self.chats: dict[str, list[dict[str, Any]]] = {}
         self.turns: list[Turn] = []
         self.last_error: BaseException | None = None
         self._last_error_text = ""
@@ -205,7 +215,16 @@ class HolyMagics(Subcommands, Magics, Configurable):
         stats: StreamStats = got.info.get("stats") or StreamStats()
         model = got.info.get("model") or request.model
         transport = got.info.get("transport")
-        turn = Turn(request.chat, model, request.prompt, text, outcome, stats, transport=transport)
+        turn = Turn(
+            request.chat,
+            model,
+            request.prompt,
+            text,
+            outcome,
+            stats,
+            transport=transport,
+            api=request.api,
+        )
         turn.cost = reply_cost(stats, model, self.prices)
         self.turns.append(turn)
         reply = Reply(
@@ -215,7 +234,7 @@ class HolyMagics(Subcommands, Magics, Configurable):
         problem = None
         if outcome == "ok":
             bundle, value, problem = final_bundle(request.fmt, text)
-            self._record_chat(request, text)
+            self._record_chat(request, got.info.get("message"))
             if request.out:
                 self.shell.user_ns[request.out] = _with_parts(value, reply)
             if request.fmt == "code" and text.strip():
@@ -226,7 +245,7 @@ class HolyMagics(Subcommands, Magics, Configurable):
             line = None  # HolyInterrupt, raised below, says it
         elif got.error is not None:
             self._remember_error(got.error)
-            line = error_line(got.error, "magic", partial=bool(text.strip()))
+            line = error_line(got.error, "magic", partial=bool(text.strip()), api=request.api)
         else:
             line = self._stats_line(turn) if request.show_stats else None
             if problem:
@@ -258,18 +277,21 @@ class HolyMagics(Subcommands, Magics, Configurable):
             self._clients[key] = client
         return client
 
-    def _client_for(self, rest: str) -> AsyncClient:
-        """The client a cell with flags ``rest`` would use (for ``%holy models``)."""
+    def _client_for(self, rest: str) -> tuple[AsyncClient, str]:
+        """The client and API a cell with flags ``rest`` would use (for ``%holy models``)."""
         args = parse_line(self.holy.parser, rest)  # type: ignore[attr-defined]
         request = resolve(self, args, "models", {})
-        return self._client(request.client_key)
+        return self._client(request.client_key), request.api
 
-    def _record_chat(self, request: Request, reply: str) -> None:
+    def _record_chat(self, request: Request, message: dict[str, Any] | None) -> None:
+        """Remember the turn: the prompt, and the reply as its API needs it back."""
         if request.chat is None:
             return
         history = self.chats.setdefault(request.chat, [])
         history.append({"role": "user", "content": request.prompt})
-        history.append({"role": "assistant", "content": reply})
+        turn = remembered(message) if message is not None else None
+        if turn is not None:
+            history.append(turn)
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -334,7 +356,12 @@ class HolyMagics(Subcommands, Magics, Configurable):
                 reply = await client.complete(request.messages, **call)
                 for event in _reply_events(reply):
                     events.put(("event", event))
-                info = {"stats": reply.stats, "model": reply.model, "tool_calls": reply.tool_calls}
+                info = {
+                    "stats": reply.stats,
+                    "model": reply.model,
+                    "tool_calls": reply.tool_calls,
+                    "message": reply.message,
+                }
                 events.put(("info", info))
         except asyncio.CancelledError:
             if stream is not None:
@@ -374,6 +401,7 @@ def _stream_info(stream: Any) -> dict[str, Any]:
         "model": stream.model,
         "transport": stream.transport,
         "tool_calls": stream.tool_calls,
+        "message": stream.message,
     }
 
 

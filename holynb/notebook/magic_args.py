@@ -17,6 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from holynb import _config
+from holynb._errors import ConfigError
 from holynb.notebook.output import FORMATS
 from holynb.notebook.prompt import interpolate
 
@@ -36,6 +37,12 @@ def holy_arguments(func: F) -> F:
         argument("--max-tokens", type=int, help="maximum tokens in the reply"),
         argument("-f", "--format", choices=FORMATS, help="how to show the reply"),
         argument("--transport", choices=("sse", "ws"), help="streaming transport"),
+        argument(
+            "--api",
+            choices=_config.APIS,
+            help="chat (chat completions), responses (OpenAI Responses) or messages "
+            "(Anthropic Messages)",
+        ),
         argument("--base-url", help="API base URL for this cell"),
         argument("-o", "--out", metavar="VAR", help="store the reply in this variable"),
         argument(
@@ -66,9 +73,10 @@ class Request:
     """Everything one ``%%holy`` run needs, resolved from flags, config and the namespace."""
 
     prompt: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     chat: str | None
     model: str
+    api: str
     fmt: str
     out: str | None
     stream: bool
@@ -135,7 +143,7 @@ def _pick(flag: Any, trait: Any) -> Any:
 
 
 def resolve(
-    magics: Any, args: argparse.Namespace, raw_prompt: str, chats: dict[str, list[dict[str, str]]]
+    magics: Any, args: argparse.Namespace, raw_prompt: str, chats: dict[str, list[dict[str, Any]]]
 ) -> Request:
     """The request a cell asks for: ``args`` over ``magics``' traits over holynb's config."""
     prompt = interpolate(raw_prompt, magics.shell.user_ns).strip()
@@ -159,8 +167,9 @@ def resolve(
         chat = DEFAULT_CHAT
     if args.new and chat is not None:
         chats.pop(chat, None)
+    api, transport = _api_and_transport(args.api or magics.api, args.transport or magics.transport)
     system = _pick(args.system, magics.system)
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": system})
     if chat is not None:
@@ -172,7 +181,8 @@ def resolve(
     stream = not args.no_stream and magics.stream
     call: dict[str, Any] = {
         "model": model,
-        "transport": args.transport or magics.transport,
+        "api": api,
+        "transport": transport,
         "max_retries": retries,
         "extra_headers": dict(magics.extra_headers),
     }
@@ -189,6 +199,7 @@ def resolve(
         messages=messages,
         chat=chat,
         model=model,
+        api=api,
         fmt=args.format or magics.format,
         out=args.out,
         stream=stream,
@@ -203,3 +214,28 @@ def resolve(
         ),
         call=call,
     )
+
+
+def _api_and_transport(api: str | None, transport: str | None) -> tuple[str, str]:
+    """The API and transport a cell uses (flag > trait > configure() > environment), refusing
+    what no API offers."""
+    try:
+        api = _config.resolve_api(api)
+    except ConfigError:
+        raise UsageError(
+            "The default API (HOLYNB_API) is not chat, responses or messages: fix it, or pass "
+            "--api."
+        ) from None
+    try:
+        transport = _config.resolve_transport(transport)
+    except ConfigError:
+        raise UsageError(
+            "The default transport (HOLYNB_TRANSPORT) is not sse or ws: fix it, or pass "
+            "--transport."
+        ) from None
+    if api == "messages" and transport == "ws":
+        raise UsageError(
+            "The Anthropic Messages API has no WebSocket mode: use --transport sse with "
+            "--api messages (or --api chat / responses over ws)."
+        )
+    return api, transport

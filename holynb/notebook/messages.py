@@ -76,8 +76,8 @@ def _server_says(exc: APIStatusError) -> str:
     return error.strip() if isinstance(error, str) else ""
 
 
-def advice(exc: BaseException, face: Face) -> str:
-    """What the user can do about ``exc`` with the controls of ``face``."""
+def advice(exc: BaseException, face: Face, *, api: str = "chat") -> str:
+    """What the user can do about ``exc`` with the controls of ``face``, when it spoke ``api``."""
     magic = face == "magic"
     again = "run the cell again" if magic else "press Retry"
     if isinstance(exc, ConfigError):
@@ -93,10 +93,17 @@ def advice(exc: BaseException, face: Face) -> str:
         return f"wait a little, then {again}"
     if isinstance(exc, APIStatusError):
         code = exc.status_code
+        if code in (404, 405) and api != "chat":
+            # A server that does not speak the API answers its path with 404 (or 405) too.
+            return "check the model (%holy models) or the API (--api chat)" if magic else (
+                "pick another model, or another API"
+            )
         if code == 404:
             return "check the model name: %holy models" if magic else "pick another model"
         if code == 413:
             return "shorten the prompt or start afresh: --new" if magic else "shorten it, or Clear"
+        if code == 529 or exc.error_type == "overloaded_error":  # Anthropic's "Overloaded"
+            return f"the server is overloaded; wait a little, then {again}"
         if code >= 500:
             return f"the server failed; {again}"
         return "check this cell's options" if magic else "check the panel's settings"
@@ -129,9 +136,12 @@ def _connect_advice(exc: ConnectError, magic: bool) -> str:
     return "check the base URL, then " + ("run the cell again" if magic else "press Retry")
 
 
-def error_line(exc: BaseException, face: Face, *, partial: bool = False) -> str:
-    """``⚠ what happened — what to do``, within :data:`LINE_WIDTH` columns."""
-    tip = advice(exc, face)
+def error_line(
+    exc: BaseException, face: Face, *, partial: bool = False, api: str | None = None
+) -> str:
+    """``⚠ what happened — what to do``, within :data:`LINE_WIDTH` columns (``api``: the API
+    the request spoke, when known)."""
+    tip = advice(exc, face, api=api or "chat")
     suffix = f" — {tip}"
     if partial:
         suffix += " · partial answer kept"

@@ -23,7 +23,8 @@ from holynb import _config, _mock
 from holynb._errors import ConfigError
 from holynb._pricing import DEFAULT_PRICES, price_table
 from holynb._retry import RetryEvent
-from holynb._stats import stats_line
+from holynb._stats import api_label, stats_line
+from holynb.notebook.history import remembered
 from holynb.notebook.messages import advice, what_happened
 from holynb.notebook.panel_assets import PANEL_CSS, PANEL_JS
 from holynb.notebook.panel_live import LiveReply, Message
@@ -75,9 +76,16 @@ def _from_home(
 
 
 class ChatPanel(w.VBox):
-    """A chat panel: live Markdown transcript, Send/Stop/Clear, model and transport pickers."""
+    """A chat panel: live Markdown transcript, Send/Stop/Clear, model, API and transport
+    pickers."""
 
     model = t.Unicode(help="Model used for the next reply (the dropdown).")
+    api = t.Enum(
+        _config.APIS,
+        default_value="chat",
+        help="The API of the next reply: chat (completions), responses (OpenAI Responses) or "
+        "messages (Anthropic Messages, SSE only).",
+    )
     transport = t.Enum(("sse", "ws"), default_value="sse", help="Stream over SSE or WebSocket.")
     system = t.Unicode("", help="System prompt sent before the conversation ('' for none).")
     temperature = t.Float(0.7, min=0.0, max=2.0, help="Sampling temperature of the next reply.")
@@ -93,6 +101,7 @@ class ChatPanel(w.VBox):
         api_key: str | None = None,
         model: str | None = None,
         transport: str | None = None,
+        api: str | None = None,
         system: str = "",
         temperature: float = 0.7,
         max_tokens: int | None = None,
@@ -104,9 +113,18 @@ class ChatPanel(w.VBox):
         **kwargs: Any,
     ) -> None:
         """Build the panel; ``mock=True`` (or a dict of mock options: ``tps``, ``ttft_ms``,
-        ``speed``, ``fault`` ...) starts the bundled mock server. ``prices`` ($/MTok by model:
-        a number or ``(input, output)``) are merged over the default price table. ``verify``
-        (True, False, a CA bundle path or an ``ssl.SSLContext``) is passed to the client."""
+        ``speed``, ``fault`` ...) starts the bundled mock server. ``api`` is ``"chat"``,
+        ``"responses"`` or ``"messages"`` (default: ``HOLYNB_API``, else chat); the picker
+        changes it between replies. ``prices`` ($/MTok by model: a number or ``(input,
+        output)``) are merged over the default price table. ``verify`` (True, False, a CA bundle
+        path or an ``ssl.SSLContext``) is passed to the client."""
+        api = _config.resolve_api(api)
+        transport = _config.resolve_transport(transport)
+        if api == "messages" and transport == "ws":
+            raise ValueError(
+                "The Anthropic Messages API has no WebSocket mode: use transport='sse' with "
+                "api='messages'."
+            )
         super().__init__(**kwargs)
         self._prices = dict(prices or {})
         price_table(self._prices)  # a bad price fails here, not under the first reply
@@ -136,13 +154,15 @@ class ChatPanel(w.VBox):
         model_name = _config.resolve_model(model)
         self._build(model_name)
         self.model = model_name
-        self.transport = _config.resolve_transport(transport)
+        self.api = api
+        self.transport = transport
         self.system = system
         self.temperature = temperature
         self.max_tokens = max_tokens or 0
         self.show_reasoning = show_reasoning
-        for name in ("model", "transport", "system", "temperature", "max_tokens"):
+        for name in ("model", "api", "transport", "system", "temperature", "max_tokens"):
             t.link((self, name), (self._controls[name], "value"))
+        self._sync_transport_control()
         self._set_status(mock_line or "Ctrl+Enter or Shift+Enter sends · model output is sanitised")
 
         try:
@@ -166,6 +186,15 @@ class ChatPanel(w.VBox):
             description="Model",
             layout=w.Layout(width="260px"),
         )
+        api = w.Dropdown(
+            options=[
+                ("Chat completions", "chat"),
+                ("OpenAI Responses", "responses"),
+                ("Anthropic Messages", "messages"),
+            ],
+            description="API",
+            layout=w.Layout(width="230px"),
+        )
         transport = w.ToggleButtons(
             options=[("SSE", "sse"), ("WebSocket", "ws")],
             style={"button_width": "110px"},
@@ -184,6 +213,7 @@ class ChatPanel(w.VBox):
         )
         self._controls: dict[str, w.ValueWidget] = {
             "model": model,
+            "api": api,
             "transport": transport,
             "temperature": temperature,
             "max_tokens": max_tokens,
@@ -263,7 +293,9 @@ class ChatPanel(w.VBox):
         self.add_class("holynb-panel")
         self.children = (
             w.HTML(PANEL_CSS),
-            w.HBox((model, transport, temperature, max_tokens), layout={"flex_flow": "row wrap"}),
+            w.HBox(
+                (model, api, transport, temperature, max_tokens), layout={"flex_flow": "row wrap"}
+            ),
             system,
             self._scroll,
             self._banner,
@@ -378,7 +410,7 @@ class ChatPanel(w.VBox):
 
     async def refresh_models(self) -> list[str]:
         """Fill the model dropdown from the server's ``/models`` list and return it."""
-        models = sorted(await self._get_client().models())
+        models = sorted(await self._get_client().models(api=self.api))
         dropdown = self._controls["model"]
         current = self.model
         dropdown.options = models if current in models else [*models, current]
@@ -398,6 +430,9 @@ class ChatPanel(w.VBox):
 
     def close(self) -> None:
         """Stop streaming, close the client and the mock (if started), then the widgets."""
+        if "_messages" not in self.__dict__:
+            super().close()  # the constructor refused its arguments: nothing else was made
+            return
         self.stop()
         if self._models_task is not None:
             self._models_task.cancel()
@@ -427,14 +462,15 @@ class ChatPanel(w.VBox):
         message.set_footer("streaming…")
         message.live = live = LiveReply(message.body, loop)
         self._append(message)
-        self._set_status(f"Streaming from {self.model} over {self.transport.upper()}…")
+        where = "" if self.api == "chat" else f" ({api_label(self.api)})"
+        self._set_status(f"Streaming from {self.model}{where} over {self.transport.upper()}…")
         self._stop_requested = self._reply_started = False
         self.set_trait("streaming", True)
         self._task = loop.create_task(self._reply(message, live, history))
         return self._task
 
     async def _reply(
-        self, message: Message, live: LiveReply, history: list[dict[str, str]]
+        self, message: Message, live: LiveReply, history: list[dict[str, Any]]
     ) -> str:
         self._reply_started = True
         stream: Any = None
@@ -445,7 +481,7 @@ class ChatPanel(w.VBox):
             if self.max_tokens:
                 params["max_tokens"] = self.max_tokens
             async with self._get_client().stream(
-                history, model=self.model, transport=self.transport, **params
+                history, model=self.model, api=self.api, transport=self.transport, **params
             ) as stream:
                 async for event in stream.events():
                     if self._countdown is not None:
@@ -457,9 +493,13 @@ class ChatPanel(w.VBox):
                     elif event.type == "tool_call":
                         live.tool_call(event.index, event.id, event.name, event.arguments)
             message.status = "done"
-            stats = stream.stats
+            message.reply = stream.message
             line = stats_line(
-                stats, model=stream.model, transport=stream.transport, prices=self._prices
+                stream.stats,
+                model=stream.model,
+                transport=stream.transport,
+                api=stream.api,
+                prices=self._prices,
             )
             message.set_footer(line)
             self._set_status("Ready")
@@ -508,15 +548,24 @@ class ChatPanel(w.VBox):
             )
         return self._client
 
-    def _history(self) -> list[dict[str, str]]:
-        history = [{"role": "system", "content": self.system}] if self.system.strip() else []
-        # A reply stopped before its first token has no text to send back; tool calls are
-        # not sent back (the panel runs no tools, so no tool result could follow them).
-        return history + [
-            {"role": m.role, "content": self._content(m)}
-            for m in self._messages
-            if self._content(m) or m.role != "assistant"
-        ]
+    def _history(self) -> list[dict[str, Any]]:
+        history: list[dict[str, Any]] = (
+            [{"role": "system", "content": self.system}] if self.system.strip() else []
+        )
+        for m in self._messages:
+            if m.role != "assistant":
+                history.append({"role": m.role, "content": self._content(m)})
+            elif m.reply is not None:
+                # A completed reply goes back as its API needs it (thinking blocks, reasoning
+                # items), without its tool calls (see notebook/history.py).
+                turn = remembered(m.reply)
+                if turn is not None:
+                    history.append(turn)
+            elif self._content(m):
+                # A stopped or failed reply: its partial text. One stopped before its first
+                # token has nothing to send back.
+                history.append({"role": "assistant", "content": self._content(m)})
+        return history
 
     async def _refresh_models_quietly(self) -> None:
         try:
@@ -535,7 +584,35 @@ class ChatPanel(w.VBox):
         self._send_button.disabled = streaming
         self._stop_button.disabled = not streaming
         self._controls["model"].disabled = streaming
-        self._controls["transport"].disabled = streaming
+        self._controls["api"].disabled = streaming
+        self._sync_transport_control()
+
+    @t.validate("transport")
+    def _check_transport(self, proposal: dict[str, Any]) -> str:
+        if proposal["value"] == "ws" and self.api == "messages":
+            raise t.TraitError(
+                "The Anthropic Messages API has no WebSocket mode: the panel streams it over SSE."
+            )
+        return proposal["value"]
+
+    @t.observe("api")
+    def _on_api(self, change: dict[str, Any]) -> None:
+        if change["new"] == "messages" and self.transport == "ws":
+            self.transport = "sse"
+            self._set_status("Anthropic Messages streams over SSE (the API has no WebSocket mode)")
+        self._sync_transport_control()
+        if change["old"] != change["new"] and self._loop is not None:
+            # Each API lists its models with its own auth (Anthropic's listing has its shape).
+            # The picker's change may arrive on another thread (a kernel subshell).
+            if (home := self._away()) is not None:
+                home.call_soon_threadsafe(self._schedule_models)
+            else:
+                self._schedule_models()
+
+    def _sync_transport_control(self) -> None:
+        """The transport picker: off while streaming, and for the API without WebSocket."""
+        control = self._controls["transport"]
+        control.disabled = self.streaming or self.api == "messages"
 
     # ------------------------------------------------------------------- retries and banner
     def _on_retry(self, event: RetryEvent) -> None:
@@ -564,7 +641,7 @@ class ChatPanel(w.VBox):
                 self._hide_banner()
 
     def _show_error(self, err: BaseException, *, retry: Callable[[], object] | None = None) -> None:
-        tip = advice(err, "panel")
+        tip = advice(err, "panel", api=self.api)
         if retry is None and tip.endswith("press Retry"):
             tip = tip.removesuffix("press Retry") + "try again"  # no Retry offered here
         self._show_banner(f"{what_happened(err)} — {tip}", retrying=False, retry=retry)

@@ -193,6 +193,8 @@ class Message:
         self.reasoning = ""
         self.tool_calls: list[dict[str, Any]] = []
         self.model = model
+        # A completed reply as the API gave it for the next turn (the stream's ``.message``).
+        self.reply: dict[str, Any] | None = None
         self.status = "done"  # done | streaming | stopped | interrupted
         self.footer_text = ""
         self.live: LiveReply | None = None  # set while the reply streams

@@ -11,20 +11,24 @@ KEY = "sk-holynb-test-SECRET-5f3a9c1e7b2d"
 PROMPT = "Tell me about streaming."
 
 
-def chat_records(mock: Any) -> list[dict[str, Any]]:
-    """Journal records of chat requests (HTTP POSTs and WebSocket streams)."""
+# The paths of requests that stream a reply, in every API (HTTP POSTs and WebSocket streams).
+_STREAM_PATHS = ("/chat/completions", "/ws/chat", "/responses", "/messages")
+
+
+def stream_records(mock: Any) -> list[dict[str, Any]]:
+    """Journal records of reply requests, whatever the API (not model listings)."""
     return [
         r
         for r in mock.journal()
-        if r["method"] in ("POST", "WS") and r["path"].endswith(("/chat/completions", "/ws/chat"))
+        if r["method"] in ("POST", "WS") and r["path"].endswith(_STREAM_PATHS)
     ]
 
 
 async def wait_ended(mock: Any, *, timeout: float = 2.0) -> dict[str, Any]:
-    """Poll the journal until the last chat record has ended; return it."""
+    """Poll the journal until the last reply request has ended; return it."""
     deadline = time.monotonic() + timeout
     while True:
-        records = chat_records(mock)
+        records = stream_records(mock)
         if records and records[-1]["ended"] is not None:
             return records[-1]
         if time.monotonic() > deadline:

@@ -7,7 +7,7 @@ import time
 from email.utils import formatdate
 
 import pytest
-from client_helpers import PROMPT, chat_records, collect
+from client_helpers import PROMPT, collect, stream_records
 
 from holynb import RateLimitError, StreamInterrupted
 from holynb._retry import RetryEvent, backoff_delay, retry_after_from_headers
@@ -32,7 +32,7 @@ async def test_rate_limited_request_waits_retry_after_then_succeeds(
     # The wait is the server's hint (about 1/3 s), not the backoff schedule.
     assert 0 < event.delay_s <= 0.34 and waited >= event.delay_s
     assert re.fullmatch(r"rate limited — retrying in \d+\.\d s \(1/3\)", str(event))
-    assert [r["status"] for r in chat_records(mock)][-2:] == [429, 200]
+    assert [r["status"] for r in stream_records(mock)][-2:] == [429, 200]
 
 
 async def test_async_on_retry_callback_is_awaited(holy_mock, make_client, transport):
@@ -49,7 +49,7 @@ async def test_async_on_retry_callback_is_awaited(holy_mock, make_client, transp
         async with s:
             await collect(s)
     assert seen == ["connection failed"] and s.stats.retries == 1
-    assert len(chat_records(holy_mock)) == 2
+    assert len(stream_records(holy_mock)) == 2
 
 
 async def test_no_retry_after_first_delta(holy_mock, make_client, transport):
@@ -60,7 +60,7 @@ async def test_no_retry_after_first_delta(holy_mock, make_client, transport):
         ) as s:
             await collect(s)
     assert info.value.partial_text and s.stats.retries == 0
-    assert len(chat_records(holy_mock)) == 1
+    assert len(stream_records(holy_mock)) == 1
 
 
 async def test_retry_not_attempted_past_total_timeout(holy_mock, make_client, transport):
@@ -106,5 +106,5 @@ async def test_probabilistic_faults_retry_until_success(holy_mock_factory, make_
         async with client.stream(f"{PROMPT} {i}", max_tokens=3) as s:
             assert len(await collect(s)) == 3
         retries += s.stats.retries
-    statuses = [r["status"] for r in chat_records(mock)]
+    statuses = [r["status"] for r in stream_records(mock)]
     assert statuses.count(429) == retries and statuses.count(200) == 6

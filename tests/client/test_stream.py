@@ -9,9 +9,9 @@ from client_helpers import (
     PROMPT,
     WEATHER_PROMPT,
     WEATHER_TOOLS,
-    chat_records,
     client_sockets,
     collect,
+    stream_records,
 )
 
 from holynb import (
@@ -58,7 +58,7 @@ async def test_messages_model_and_params(holy_mock, make_client, transport):
     async with client.stream(messages, model="gpt-4.1", max_tokens=5, temperature=0.2) as s:
         await collect(s)
     assert s.model == "gpt-4.1" and s.stats.tokens == 5
-    request = chat_records(holy_mock)[-1]
+    request = stream_records(holy_mock)[-1]
     assert request["model"] == "gpt-4.1"
 
 
@@ -120,7 +120,7 @@ async def test_fault(holy_mock, make_client, transport, fault, error, delivered)
         # Failures after the first delta are never retried.
         assert s.stats.retries == 0
         if delivered:
-            assert len(chat_records(holy_mock)) == 2
+            assert len(stream_records(holy_mock)) == 2
         assert "\n" not in str(info.value)
     assert len(deltas) == delivered
 
@@ -164,7 +164,7 @@ async def test_status_faults_are_not_retried(
             await collect(s)
     assert info.value.status_code == status and info.value.partial_text == ""
     assert info.value.error_type and info.value.body
-    assert len(chat_records(holy_mock)) == 1
+    assert len(stream_records(holy_mock)) == 1
     assert s.stats.retries == 0
 
 
@@ -175,7 +175,7 @@ async def test_server_error_is_retried_then_raised(holy_mock, make_client, trans
         async with client.stream(PROMPT, extra_headers={"X-Mock-Fault": "status:code=503"}):
             pass
     assert info.value.status_code == 503
-    assert len(chat_records(holy_mock)) == 2
+    assert len(stream_records(holy_mock)) == 2
     assert [e.reason for e in seen] == ["server error 503"]
 
 
@@ -203,7 +203,7 @@ async def test_ws_close_codes(holy_mock, make_client):
         async with s:
             await collect(s)
     assert info.value.status_code == 503 and s.stats.retries == 1
-    assert len(chat_records(holy_mock)) == 2
+    assert len(stream_records(holy_mock)) == 2
 
 
 async def test_ws_only_fault_on_sse_is_a_clear_400(holy_mock, make_client):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
-from client_helpers import KEY, PROMPT, chat_records
+from client_helpers import KEY, PROMPT, stream_records
 
 from holynb import Client, StreamInterrupted
 from holynb._retry import RetryEvent
@@ -80,11 +82,28 @@ def test_keyboard_interrupt_closes_upstream(holy_mock, transport):
                     pass
         interrupted = time.time()
         deadline = time.monotonic() + 2
-        while chat_records(holy_mock)[-1]["ended"] is None and time.monotonic() < deadline:
+        while stream_records(holy_mock)[-1]["ended"] is None and time.monotonic() < deadline:
             time.sleep(0.005)
-        record = chat_records(holy_mock)[-1]
+        record = stream_records(holy_mock)[-1]
         assert record["outcome"] == expected and record["ended"] - interrupted < 0.1
         assert s.text and not s.done
         # The client remains usable afterwards.
         with client.stream(PROMPT, max_tokens=2) as s2:
             assert len(list(s2)) == 2
+
+
+def test_a_client_never_closed_closes_at_exit_without_warnings(holy_mock, transport):
+    # A script that makes a Client and never closes it: the pooled connection is closed when
+    # the interpreter exits, with none of aiohttp's "Unclosed client session" noise.
+    script = (
+        "import holynb\n"
+        f"client = holynb.Client(base_url={holy_mock.url!r}, api_key={KEY!r},"
+        f" transport={transport!r})\n"
+        "print(client.complete('hi', max_tokens=3).text)\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "error::ResourceWarning", "-c", script],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() and done.stderr == ""
+    (record,) = stream_records(holy_mock)
+    assert record["outcome"] == "completed"

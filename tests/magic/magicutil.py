@@ -56,6 +56,16 @@ class Recorder(DisplayPublisher):
         return [m for m in self.messages if m["type"] != "clear_output"]
 
 
+def last_request(mock: Any) -> dict[str, Any]:
+    """The mock's journal record of the last request."""
+    return mock.journal()[-1]
+
+
+def texts(outputs: list[dict[str, Any]]) -> list[str]:
+    """Each output's Markdown, else its plain text."""
+    return [o["data"].get("text/markdown", o["data"].get("text/plain", "")) for o in outputs]
+
+
 def shipped_prompt(name: str) -> str:
     """The prompt a shipped cassette answers."""
     return load_cassette(SHIPPED_DIR / f"{name}.json").match["prompt"]

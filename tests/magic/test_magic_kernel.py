@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +43,11 @@ CELLS = {
     "rate_limited": "%%holy --retries 1 --max-tokens 5\nq",
     "fault_off": "%config HolyMagics.extra_headers = {}",
     "json_var": '%%holy -o reply --max-tokens 4 --no-stats\nSay "{greeting}" {x + 1}',
+    "reasoning_on": "%config HolyMagics.extra_headers = {'X-Mock-Reasoning': '4'}",
+    "messages_api": "%%holy --api messages -c claude --max-tokens 5\nIs 97 prime?",
+    "responses_ws": "%%holy --api responses --transport ws -c gpt --max-tokens 16\nIs 97 prime?",
+    "reasoning_off": "%config HolyMagics.extra_headers = {}",
+    "api_config": "%config HolyMagics.api = 'messages'\n%holy config",
     "reply": "reply",
     "status": "%holy mock status",
     "stats": "%holy stats",
@@ -124,6 +130,18 @@ def test_rate_limit_renders_one_line_not_a_traceback(notebook) -> None:
     outputs, _, _ = notebook
     (line,) = outputs["rate_limited"]
     assert line.startswith("⚠ ") and "wait a little" in line and "\n" not in line
+
+
+def test_each_api_streams_thinking_then_the_answer_in_the_kernel(notebook) -> None:
+    outputs, _, _ = notebook
+    for cell, head in (
+        ("messages_api", "deepseek-v3.2 · Anthropic Messages · SSE · thinking"),
+        ("responses_ws", "deepseek-v3.2 · Responses · WS · thinking"),
+    ):
+        thinking, *answer, stats = outputs[cell]
+        assert thinking.startswith("💭 Thought for "), outputs[cell]
+        assert "".join(answer).strip() and stats.startswith(head), stats
+    assert re.search(r"^api\s+messages$", outputs["api_config"][0], re.M)
 
 
 def test_out_variable_and_interpolation(notebook) -> None:

@@ -12,7 +12,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from magicutil import Recorder, cassette_deltas, shipped_prompt
+from magicutil import Recorder, cassette_deltas, last_request, shipped_prompt, texts
 
 from holynb import _config
 from holynb.notebook.magic import HolyInterrupt, HolyMagics
@@ -21,14 +21,6 @@ from mockserver import MockServer
 
 LONG_PROMPT = "Explain how to stream chat completions into a Jupyter notebook."
 SECRET = "sk-holynb-test-secret-9f8e7d6c5b4a"
-
-
-def last_request(mock: MockServer) -> dict[str, Any]:
-    return mock.journal()[-1]
-
-
-def texts(outputs: list[dict[str, Any]]) -> list[str]:
-    return [o["data"].get("text/markdown", o["data"].get("text/plain", "")) for o in outputs]
 
 
 def max_per_window(times: list[float], window: float = 1.0) -> int:

@@ -85,3 +85,12 @@ def test_await_send_and_insert_code_in_a_kernel(kernel: Any, holy_mock_factory: 
     (payload,) = reply["payload"]
     assert payload["source"] == "set_next_input"
     assert payload["text"] == code and payload["replace"] is False
+    # The picker's API, as the browser would set it, for the next reply.
+    _, out = run(
+        kernel,
+        "panel._controls['api'].value = 'messages'\n"
+        "await panel.send('And in Rust?')\n"
+        "print(panel._messages[-1].footer_text)",
+    )
+    assert out[0].startswith("deepseek-v3.2 · Anthropic Messages · SSE · ")
+    assert holy_mock.journal()[-1]["path"] == "/v1/messages"
