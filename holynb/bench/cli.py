@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from holynb._cli import _add_endpoint_arguments
+from holynb._cli_advice import error_message
 from holynb.bench.metrics import parse_goodput
 from holynb.bench.run import DEFAULT_PROMPT, DEFAULT_REQUESTS, TRANSPORT_CHOICES
 
@@ -96,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument(
         "--seed",
         type=int,
-        help="seeds the arrivals (default 0); also sent as X-Mock-Seed, with body seed "
-        "seed+i for request i (a fresh mock repeats exactly)",
+        help="seeds the arrivals (default 0); also sent as X-Mock-Seed, with seed+i in "
+        "request i's body (chat's seed, else metadata; a fresh mock repeats exactly)",
     )
     request.add_argument(
         "--unpooled", action="store_true", help="open a fresh client for every request"
@@ -179,7 +180,9 @@ def run_cli(args: argparse.Namespace) -> int:
             progress=bar,
         )
     except (HolyError, ValueError, OSError) as exc:
-        print(f"holynb bench: error: {exc}", file=sys.stderr)
+        # The client's errors in command-line words (flags, not keyword arguments).
+        text = error_message(exc) if isinstance(exc, HolyError) else exc
+        print(f"holynb bench: error: {text}", file=sys.stderr)
         return 2
     finally:
         if bar is not None:

@@ -88,7 +88,7 @@ def plan_wires(
                 if len(apis) * len(transports) == 1:
                     raise  # asked for alone: the client's own error says what to use instead
                 # The reason, without the client's advice (which is for a single request).
-                skipped[f"{one_api}/{one_transport}"] = str(exc).split(":", 1)[0]
+                skipped[f"{one_api}/{one_transport}"] = exc.message
                 continue
             label = f"{one_api}/{one_transport}" if len(apis) > 1 else one_transport
             wires.append(Wire(one_api, one_transport, label))
@@ -138,8 +138,9 @@ async def run_bench(
     ``base_url=None`` starts the bundled mock server for the run (in a background thread, so its
     timing does not share this event loop). ``mock_ttft_ms``, ``mock_tps`` and ``mock_fault``
     are sent as ``X-Mock-*`` controls, which the mock honours and other servers ignore. With a
-    ``seed``, request ``i`` gets body ``seed`` ``seed + i`` and the run sends ``X-Mock-Seed``:
-    a run against a freshly started mock repeats exactly. ``pooled=False`` opens a fresh client
+    ``seed``, request ``i`` carries ``seed + i`` in its body (chat's ``seed``; ``metadata`` for
+    Responses and Messages, which have no seed) and the run sends ``X-Mock-Seed``: a run
+    against a freshly started mock repeats exactly. ``pooled=False`` opens a fresh client
     per request; ``client_options`` are passed to every :class:`holynb.AsyncClient`.
     """
     from holynb._config import resolve_model
@@ -457,13 +458,13 @@ class _Bench:
         headers = dict(self.headers)
         params = dict(self.params)
         if self.seed is not None:
-            # One X-Mock-Seed for the whole run, and a distinct body `seed` per request: the mock
+            # One X-Mock-Seed for the whole run, and a distinct body per request: the mock
             # keys its per-request RNG on (seed, request body), so draws don't depend on the
             # order in which concurrent requests arrive. A per-request header would change the
             # WebSocket URL (controls ride in its query) and cost a new connection per request.
             headers["X-Mock-Seed"] = str(self.seed)
             if seeded:
-                params["seed"] = self.seed + record.index
+                params.update(_seed_param(wire.api, self.seed + record.index))
         # Unpooled, the clock starts before the fresh client exists: its set-up is what counts.
         started = time.perf_counter()
         async with contextlib.AsyncExitStack() as stack:
@@ -481,6 +482,17 @@ class _Bench:
             )
         if isinstance(failure, ConfigError):
             raise failure  # a bad setting fails every request: stop the run and say what to fix
+
+
+def _seed_param(api: str, seed: int) -> dict[str, Any]:
+    """A per-request body field that makes each request distinct, in a form the API accepts:
+    chat completions take ``seed``; Responses and Messages have no seed but take ``metadata``
+    (Messages only its ``user_id``), which a real endpoint stores and ignores."""
+    if api == "chat":
+        return {"seed": seed}
+    if api == "messages":
+        return {"metadata": {"user_id": f"holynb-bench-{seed}"}}
+    return {"metadata": {"holynb_seed": str(seed)}}
 
 
 @contextlib.asynccontextmanager

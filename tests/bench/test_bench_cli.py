@@ -150,7 +150,8 @@ def test_bad_load_options_are_one_clear_line() -> None:
         ),
         (
             ("--api", "messages", "--transport", "ws"),
-            "holynb bench: error: The Anthropic Messages API has no WebSocket mode",
+            "holynb bench: error: The Anthropic Messages API has no WebSocket mode — use "
+            "--transport sse",
         ),
     ]
     for args, message in cases:
