@@ -18,6 +18,8 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from holynb._config import APIS
+
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
@@ -118,7 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_endpoint_arguments(
+    parser: argparse.ArgumentParser, *, several_apis: bool = False
+) -> None:
+    """--base-url/--mock, --ca-bundle/--insecure, --proxy and --api; ``several_apis`` lets
+    --api take a comma list or ``all`` (``holynb bench`` runs each API in turn)."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--base-url", help="API base URL (default: HOLYSHEEP_BASE_URL or the HolySheep API)"
@@ -142,12 +148,30 @@ def _add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
         help="send requests through this HTTP proxy (default: HTTPS_PROXY / HTTP_PROXY / "
         "NO_PROXY)",
     )
+    one_or_several: dict[str, Any] = (
+        {"type": _api_names, "metavar": "API[,API...]|all"} if several_apis else {"choices": APIS}
+    )
     parser.add_argument(
         "--api",
-        choices=("chat", "responses", "messages"),
-        help="the API to speak: chat completions, OpenAI Responses or Anthropic Messages "
-        "(default: HOLYNB_API or chat)",
+        **one_or_several,
+        help="the API to speak: chat completions, OpenAI Responses or Anthropic Messages"
+        + ("; several as a comma list (chat,responses), or all" if several_apis else "")
+        + " (default: HOLYNB_API or chat)",
     )
+
+
+def _api_names(text: str) -> str | list[str]:
+    """``--api`` of ``holynb bench``: ``"all"``, or the names of a comma list, checked."""
+    if text.strip().lower() == "all":
+        return "all"
+    names = [name.strip().lower() for name in text.split(",")]
+    for name in names:
+        if name not in APIS:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {name!r} (choose from {', '.join(APIS)}, a comma list of "
+                "them, or all)"
+            )
+    return names
 
 
 def _network(args: argparse.Namespace) -> dict[str, Any]:

@@ -28,6 +28,8 @@ def advice(exc: BaseException) -> str:
     if isinstance(exc, ConfigError):
         if "API key" in exc.message or "HOLYSHEEP_API_KEY" in exc.message:
             return "set HOLYSHEEP_API_KEY, or run offline: holynb chat --mock (or holynb demo)"
+        if "no WebSocket mode" in exc.message:
+            return "use --transport sse (or --api chat / responses over WebSocket)"
         return ""
     if isinstance(exc, AuthenticationError):
         return "check HOLYSHEEP_API_KEY"

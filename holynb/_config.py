@@ -222,8 +222,9 @@ def check_api_transport(api: str, transport: str) -> None:
     """Refuse a combination the APIs do not offer: Anthropic Messages has no WebSocket mode."""
     if api == "messages" and transport == "ws":
         raise ConfigError(
-            "The Anthropic Messages API has no WebSocket mode: use transport='sse' with "
-            "api='messages' (or api='chat' / 'responses' over WebSocket)."
+            "The Anthropic Messages API has no WebSocket mode",
+            hint="use transport='sse' with api='messages' (or api='chat' / 'responses' over "
+            "WebSocket)",
         )
 
 

@@ -1,10 +1,12 @@
-"""Benchmark a streaming chat-completions endpoint: TTFT, ITL, TPOT, E2E, throughput and goodput.
+"""Benchmark a streaming LLM endpoint: TTFT, ITL, TPOT, E2E, throughput and goodput.
 
 ``holynb bench`` (CLI) and :func:`run_bench` / :func:`run` (API) send streaming requests over SSE,
-WebSocket or both (one transport after the other, reported side by side). Requests arrive on an
-open-loop schedule — all at once, or ``request_rate`` per second as a seeded Poisson or gamma
-process (:mod:`holynb.bench.arrivals`) — optionally capped at ``max_concurrency`` in flight; a run
-is a number of requests or a duration. With no base URL the bundled mock server starts in-process.
+WebSocket or both, speaking chat completions, OpenAI Responses, Anthropic Messages or several of
+them: each API over each transport is a *wire* (:func:`plan_wires`), run one after the other and
+reported side by side. Requests arrive on an open-loop schedule — all at once, or
+``request_rate`` per second as a seeded Poisson or gamma process (:mod:`holynb.bench.arrivals`) —
+optionally capped at ``max_concurrency`` in flight; a run is a number of requests or a
+duration. With no base URL the bundled mock server starts in-process.
 
 Metric definitions (aligned with vLLM's ``benchmarks/serve.py``):
 
@@ -16,8 +18,9 @@ Metric definitions (aligned with vLLM's ``benchmarks/serve.py``):
 - **TPOT** (time per output token): per request, ``(e2e − TTFT) / (output_tokens − 1)``;
   requests with fewer than two output tokens have none.
 - **E2E** (end-to-end latency, vLLM's E2EL): from sending the request to the end of the stream.
-- **output tokens**: ``usage.completion_tokens`` when the server reports usage (the benchmark asks
-  for it with ``stream_options.include_usage``), else the number of content chunks.
+- **output tokens**: the completion tokens of the usage the server reports (chat completions
+  send it when asked with ``stream_options.include_usage``, which the client does; Responses and
+  Messages always do), else the number of content chunks.
 - **duration**: from the start of the arrival schedule to the end of the last stream.
   **request / output throughput**: completed requests / output tokens of completed requests
   per second of duration. **goodput**: completed requests meeting every SLO given (TTFT, TPOT,
@@ -44,7 +47,7 @@ from holynb.bench.metrics import (
     summarise,
 )
 from holynb.bench.report import BenchResult
-from holynb.bench.run import DEFAULT_PROMPT, measure_stream, run, run_bench
+from holynb.bench.run import DEFAULT_PROMPT, Wire, measure_stream, plan_wires, run, run_bench
 
 __all__ = [
     "DEFAULT_PROMPT",
@@ -53,10 +56,12 @@ __all__ = [
     "RequestRecord",
     "TimelineSecond",
     "TransportSummary",
+    "Wire",
     "arrival_times",
     "measure_stream",
     "parse_goodput",
     "percentile",
+    "plan_wires",
     "run",
     "run_bench",
     "summarise",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from holynb._cli import _add_endpoint_arguments
+from holynb._cli_advice import error_message
 from holynb.bench.metrics import parse_goodput
 from holynb.bench.run import DEFAULT_PROMPT, DEFAULT_REQUESTS, TRANSPORT_CHOICES
 
@@ -19,14 +20,15 @@ DESCRIPTION = (
     "Send streaming requests to an endpoint (default: the bundled mock) on an open-loop schedule "
     "— all at once, or at --request-rate with Poisson or gamma arrivals — and report time to "
     "first token, inter-token latency, time per output token, end-to-end latency, throughput, "
-    "goodput and a per-second timeline."
+    "goodput and a per-second timeline — over SSE, WebSocket or both, speaking chat completions, "
+    "OpenAI Responses, Anthropic Messages or several of them side by side (--api)."
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``holynb bench`` argument parser."""
     parser = argparse.ArgumentParser(prog="holynb bench", description=DESCRIPTION)
-    _add_endpoint_arguments(parser)
+    _add_endpoint_arguments(parser, several_apis=True)
     # The shared flag's help names the chat default; a benchmark defaults to the offline mock.
     parser._option_string_actions["--base-url"].help = (
         "endpoint to benchmark, e.g. https://api.holysheep.ai/v1 "
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument(
         "--requests",
         type=_positive_int,
-        help=f"requests per transport (default {DEFAULT_REQUESTS})",
+        help=f"requests per wire (API × transport; default {DEFAULT_REQUESTS})",
     )
     size.add_argument(
         "--duration",
@@ -89,14 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     request.add_argument(
         "--transport", choices=TRANSPORT_CHOICES, default="sse",
-        help="sse, ws, or both side by side (default sse)",
+        help="sse, ws, or both side by side (default sse; Anthropic Messages has no ws)",
     )  # fmt: skip
     request.add_argument("--prompt", default=DEFAULT_PROMPT, help="the prompt sent every time")
     request.add_argument(
         "--seed",
         type=int,
-        help="seeds the arrivals (default 0); also sent as X-Mock-Seed, with body seed "
-        "seed+i for request i (a fresh mock repeats exactly)",
+        help="seeds the arrivals (default 0); also sent as X-Mock-Seed, with seed+i in "
+        "request i's body (chat's seed, else metadata; a fresh mock repeats exactly)",
     )
     request.add_argument(
         "--unpooled", action="store_true", help="open a fresh client for every request"
@@ -128,7 +130,7 @@ def run_cli(args: argparse.Namespace) -> int:
     """Run ``holynb bench`` for parsed ``args``; 0 if every request completed, 1 if some failed."""
     from holynb._cli import _network
     from holynb._errors import HolyError
-    from holynb.bench.run import run
+    from holynb.bench.run import plan_wires, run
 
     if args.duration is not None and math.isinf(args.request_rate) and not args.max_concurrency:
         print(
@@ -140,10 +142,20 @@ def run_cli(args: argparse.Namespace) -> int:
     # Machine-readable output on stdout pushes the human table to stderr.
     to_stdout = "-" in (args.json, args.csv)
     human = sys.stderr if to_stdout else sys.stdout
-    if args.base_url is None:
-        print("no --base-url given: benchmarking the bundled mock server (in-process)", file=human)
-    bar = None if args.no_progress else ProgressBar(sys.stderr)
+    client_options = _network(args)
+    api = client_options.pop("api")  # each wire's client speaks its own API
+    bar = None
     try:
+        # Checked before the mock starts; what is left out is said before the run, once.
+        _, skipped = plan_wires(api, args.transport)
+        for wire, why in skipped.items():
+            print(f"holynb bench: note: skipping {wire}: {why}", file=sys.stderr)
+        if args.base_url is None:
+            print(
+                "no --base-url given: benchmarking the bundled mock server (in-process)",
+                file=human,
+            )
+        bar = None if args.no_progress else ProgressBar(sys.stderr)
         result = run(
             args.base_url,
             model=args.model,
@@ -156,6 +168,7 @@ def run_cli(args: argparse.Namespace) -> int:
             goodput=dict(args.goodput or ()),
             max_tokens=args.max_tokens,
             transport=args.transport,
+            api=api,
             prompt=args.prompt,
             seed=args.seed,
             mock_ttft_ms=args.mock_ttft_ms,
@@ -163,11 +176,13 @@ def run_cli(args: argparse.Namespace) -> int:
             mock_fault=args.mock_fault,
             pooled=not args.unpooled,
             max_retries=args.max_retries,
-            client_options=_network(args),
+            client_options=client_options,
             progress=bar,
         )
     except (HolyError, ValueError, OSError) as exc:
-        print(f"holynb bench: error: {exc}", file=sys.stderr)
+        # The client's errors in command-line words (flags, not keyword arguments).
+        text = error_message(exc) if isinstance(exc, HolyError) else exc
+        print(f"holynb bench: error: {text}", file=sys.stderr)
         return 2
     finally:
         if bar is not None:
@@ -186,10 +201,10 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 class ProgressBar:
-    """Progress on stderr: a live line on a terminal, one summary line per transport otherwise.
+    """Progress on stderr: a live line on a terminal, one summary line per wire otherwise.
 
-    Called as ``bar(transport, done, total)``; ``total`` is None in a time-limited run, where the
-    line shows the count and the elapsed time instead of a bar.
+    Called as ``bar(wire, done, total)`` with the wire's label; ``total`` is None in a
+    time-limited run, where the line shows the count and the elapsed time instead of a bar.
     """
 
     def __init__(self, out: TextIO, *, width: int = 30, min_interval_s: float = 0.1) -> None:
@@ -203,21 +218,19 @@ class ProgressBar:
         self._reported: set[str] = set()
         self._line_open = False
 
-    def __call__(self, transport: str, done: int, total: int | None) -> None:
+    def __call__(self, wire: str, done: int, total: int | None) -> None:
         now = time.perf_counter()
-        if transport not in self._started:
-            self._finish_others(transport)
-            self._started[transport] = now
-        self._done[transport] = str(done) if total is None else f"{done}/{total}"
+        if wire not in self._started:
+            self._finish_others(wire)
+            self._started[wire] = now
+        self._done[wire] = str(done) if total is None else f"{done}/{total}"
         finished = done == total
         if self.tty and (finished or now - self._last_draw >= self.min_interval_s):
             if total is None:
-                line = f"{transport:>3} {done} done · {now - self._started[transport]:.1f} s"
+                line = f"{wire:>3} {done} done · {now - self._started[wire]:.1f} s"
             else:
                 filled = round(self.width * done / total)
-                line = (
-                    f"{transport:>3} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}"
-                )
+                line = f"{wire:>3} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}"
             self.out.write(f"\r{line}")
             self._line_open = True
             self._last_draw = now
@@ -225,30 +238,30 @@ class ProgressBar:
                 self._end_line()
             self.out.flush()
         if finished:
-            self._summary(transport)
+            self._summary(wire)
 
     def close(self) -> None:
-        """End a line left open and report the transports not yet reported."""
+        """End a line left open and report the wires not yet reported."""
         self._finish_others(None)
         self.out.flush()
 
     def _finish_others(self, current: str | None) -> None:
         self._end_line()
-        for transport in self._started:
-            if transport != current:
-                self._summary(transport)
+        for wire in self._started:
+            if wire != current:
+                self._summary(wire)
 
     def _end_line(self) -> None:
         if self._line_open:
             self.out.write("\n")
             self._line_open = False
 
-    def _summary(self, transport: str) -> None:
-        if self.tty or transport in self._reported:
+    def _summary(self, wire: str) -> None:
+        if self.tty or wire in self._reported:
             return
-        self._reported.add(transport)
-        elapsed = time.perf_counter() - self._started[transport]
-        self.out.write(f"{transport}: {self._done[transport]} requests done in {elapsed:.2f} s\n")
+        self._reported.add(wire)
+        elapsed = time.perf_counter() - self._started[wire]
+        self.out.write(f"{wire}: {self._done[wire]} requests done in {elapsed:.2f} s\n")
 
 
 def _number(convert: Callable[[str], Any], minimum: float, what: str) -> Callable[[str], Any]:

@@ -75,7 +75,8 @@ class RequestRecord:
     ``scheduled_s``, ``start_s`` and ``end_s`` are offsets from the start of the run: when the
     request arrived (joined the client's queue), when it was sent (after waiting for a free slot
     under ``max_concurrency``) and when its stream ended, completed or not. ``ttft_s``, ``itl_s``
-    and ``e2e_s`` are durations measured from ``start_s``.
+    and ``e2e_s`` are durations measured from ``start_s``. ``api`` is the API the client spoke
+    (``"chat"``, ``"responses"``, ``"messages"``), set by :func:`~holynb.bench.measure_stream`.
     """
 
     transport: str
@@ -89,6 +90,7 @@ class RequestRecord:
     end_s: float | None = None
     tokens: int = 0
     error: str | None = None
+    api: str | None = None
 
     @property
     def tpot_s(self) -> float | None:
@@ -117,6 +119,7 @@ class RequestRecord:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with times in milliseconds."""
         return {
+            "api": self.api,
             "transport": self.transport,
             "index": self.index,
             "ok": self.ok,
@@ -260,7 +263,8 @@ def timeline(records: Sequence[RequestRecord]) -> list[TimelineSecond]:
 
 @dataclass(frozen=True, slots=True)
 class TransportSummary:
-    """Aggregate figures for one transport's run (latencies in ms, throughput per second).
+    """Aggregate figures for one wire's run — a transport, and the API spoken over it when
+    ``api`` is set — (latencies in ms, throughput per second).
 
     Names follow vLLM's result JSON where the concept is the same (``request_throughput``,
     ``output_throughput``, ``request_goodput``, ``max_output_tokens_per_s``, ...).
@@ -284,10 +288,16 @@ class TransportSummary:
     e2e_ms: Distribution | None
     error_types: dict[str, int]
     timeline: tuple[TimelineSecond, ...] = ()
+    api: str | None = None  # None: every API's records over ``transport``
+
+    def covers(self, record: RequestRecord) -> bool:
+        """Whether ``record`` went over this summary's wire."""
+        return _on_wire(record, self.transport, self.api)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON-ready data with vLLM's names (``mean_ttft_ms``, ``p99_itl_ms``, ...)."""
         data: dict[str, Any] = {
+            "api": self.api,
             "transport": self.transport,
             "requests": self.requests,
             "completed": self.completed,
@@ -318,14 +328,16 @@ def summarise(
     duration_s: float,
     *,
     goodput: Mapping[str, float] | None = None,
+    api: str | None = None,
 ) -> TransportSummary:
-    """Aggregate one transport's records; only completed requests count towards latency figures.
+    """Aggregate the records of one wire: those over ``transport`` (and ``api``, when given).
+    Only completed requests count towards latency figures.
 
     ``duration_s`` is the wall-clock time of the whole run (first request sent to last one
     finished), the denominator of every throughput. ``goodput`` holds SLOs in ms (see
     :func:`parse_goodput`); without it ``good_requests`` and ``request_goodput`` are None.
     """
-    rows = [r for r in records if r.transport == transport]
+    rows = [r for r in records if _on_wire(r, transport, api)]
     done = [r for r in rows if r.ok]
     tokens = sum(r.tokens for r in done)
     errors = Counter((r.error or "error").split(":", 1)[0] for r in rows if not r.ok)
@@ -354,7 +366,12 @@ def summarise(
         e2e_ms=Distribution.of_seconds([r.e2e_s for r in done if r.e2e_s is not None]),
         error_types=dict(sorted(errors.items())),
         timeline=tuple(per_second),
+        api=api,
     )
+
+
+def _on_wire(record: RequestRecord, transport: str, api: str | None) -> bool:
+    return record.transport == transport and api in (None, record.api)
 
 
 def _ms(seconds: float | None) -> float | None:

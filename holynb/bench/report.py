@@ -24,6 +24,7 @@ from holynb.bench.metrics import (
 __all__ = ["BenchResult", "timeline_table"]
 
 CSV_FIELDS = (
+    "api",
     "transport",
     "index",
     "ok",
@@ -42,24 +43,25 @@ CSV_FIELDS = (
 
 @dataclass(slots=True)
 class BenchResult:
-    """A finished benchmark: its settings, one summary per transport, and every request's record."""
+    """A finished benchmark: its settings, one summary per wire (keyed by its label: ``"sse"``,
+    or ``"chat/sse"`` when several APIs ran), and every request's record."""
 
     config: dict[str, Any]
     summaries: dict[str, TransportSummary]
     records: list[RequestRecord]
 
     def table(self) -> str:
-        """A text table with one column per transport."""
+        """A text table with one column per wire."""
         return _table(self)
 
     def timeline(self) -> str:
-        """The per-second timeline of each transport as text tables."""
+        """The per-second timeline of each wire as text tables."""
         return "\n\n".join(
             f"{t} timeline\n{timeline_table(s.timeline)}" for t, s in self.summaries.items()
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready data: ``config``, ``summary`` per transport (vLLM's names), ``requests``."""
+        """JSON-ready data: ``config``, ``summary`` per wire (vLLM's names), ``requests``."""
         return {
             "config": dict(self.config),
             "summary": {t: s.to_dict() for t, s in self.summaries.items()},
@@ -103,7 +105,7 @@ def timeline_table(seconds: Sequence[TimelineSecond]) -> str:
 
 
 def _table(result: BenchResult) -> str:
-    """A fixed-width table: one row per figure, one column per transport."""
+    """A fixed-width table: one row per figure, one column per wire."""
     summaries = list(result.summaries.values())
     rows: list[tuple[str, list[str]]] = [
         ("requests ok / failed", [f"{s.completed} / {s.failed}" for s in summaries]),
@@ -129,19 +131,17 @@ def _table(result: BenchResult) -> str:
         rows.append((f"errors: {name}", [str(s.error_types.get(name, 0)) for s in summaries]))
 
     label_w = max(len(label) for label, _ in rows)
-    col_w = max(10, *(len(v) for _, values in rows for v in values))
-    header = " " * label_w + "".join(f"  {s.transport:>{col_w}}" for s in summaries)
+    col_w = max(10, *(len(v) for _, values in rows for v in values), *map(len, result.summaries))
+    header = " " * label_w + "".join(f"  {wire:>{col_w}}" for wire in result.summaries)
     lines = [_title(result.config), header, "-" * len(header)]
     lines += [
         f"{label:<{label_w}}" + "".join(f"  {v:>{col_w}}" for v in vals) for label, vals in rows
     ]
-    # The first failure of each transport says why, in the client's own words.
-    for transport in result.summaries:
-        error = next(
-            (r.error for r in result.records if r.transport == transport and r.error), None
-        )
+    # The first failure of each wire says why, in the client's own words.
+    for wire, summary in result.summaries.items():
+        error = next((r.error for r in result.records if summary.covers(r) and r.error), None)
         if error:
-            lines.append(f"first {transport} error: {error}")
+            lines.append(f"first {wire} error: {error}")
     return "\n".join(lines)
 
 
@@ -168,7 +168,12 @@ def _title(cfg: dict[str, Any]) -> str:
     if not cfg["pooled"]:
         parts.append("unpooled")
     where = "bundled mock at " if cfg["bundled_mock"] else ""
-    lines = [" · ".join(parts), f"endpoint: {where}{cfg['base_url']}"]
+    endpoint = f"endpoint: {where}{cfg['base_url']}"
+    apis = cfg.get("apis") or []
+    if apis:
+        endpoint += f" · {'APIs' if len(apis) > 1 else 'API'} {', '.join(apis)}"
+    lines = [" · ".join(parts), endpoint]
+    lines += [f"skipped {wire}: {why}" for wire, why in (cfg.get("skipped_wires") or {}).items()]
     controls = []
     if cfg["mock_ttft_ms"] is not None:
         controls.append(f"TTFT {cfg['mock_ttft_ms']:g} ms")

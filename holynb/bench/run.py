@@ -1,8 +1,9 @@
 """Run a benchmark: arrivals, the concurrency cap, warm-up, one measured stream per request.
 
-:func:`run_bench` (async) and :func:`run` (blocking) drive the client over SSE, WebSocket or both
-(one transport after the other); :func:`measure_stream` times one stream and is shared with the
-Locust user in :mod:`holynb.loadtest`, so both report the same figures the same way.
+:func:`run_bench` (async) and :func:`run` (blocking) drive the client over one or more *wires* — an
+API (chat completions, Responses, Messages) over a transport (SSE, WebSocket) — one wire after the
+other (:func:`plan_wires`); :func:`measure_stream` times one stream and is shared with the Locust
+user in :mod:`holynb.loadtest`, so both report the same figures the same way.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import concurrent.futures
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from holynb.bench.arrivals import arrival_times, check_burstiness, check_rate
 from holynb.bench.metrics import RequestRecord, parse_goodput, summarise
@@ -22,15 +23,76 @@ from holynb.bench.report import BenchResult
 if TYPE_CHECKING:
     from holynb._client import AsyncClient
 
-__all__ = ["DEFAULT_PROMPT", "TRANSPORT_CHOICES", "measure_stream", "run", "run_bench"]
+__all__ = [
+    "DEFAULT_PROMPT",
+    "TRANSPORT_CHOICES",
+    "Wire",
+    "measure_stream",
+    "plan_wires",
+    "run",
+    "run_bench",
+]
 
 DEFAULT_PROMPT = "Write a short story about a lighthouse keeper who collects lost letters."
 DEFAULT_REQUESTS = 20
 TRANSPORT_CHOICES = ("sse", "ws", "both")
 
 Progress = Callable[[str, int, "int | None"], None]
-"""Called as ``progress(transport, done, total)``: first with ``done=0``, then per request.
-``total`` is None in a time-limited run (``duration_s``)."""
+"""Called as ``progress(wire, done, total)`` with the wire's label (``"sse"``, ``"chat/ws"``):
+first with ``done=0``, then per request. ``total`` is None in a time-limited run."""
+
+
+class Wire(NamedTuple):
+    """One API over one transport, and its label in the result (``"sse"`` or ``"chat/sse"``)."""
+
+    api: str
+    transport: str
+    label: str
+
+
+def plan_wires(
+    api: str | Sequence[str] | None = None, transport: str = "sse"
+) -> tuple[list[Wire], dict[str, str]]:
+    """The wires a run benchmarks, in order, and the combinations left out with why.
+
+    ``api`` is a name (``"chat"``, ``"responses"``, ``"messages"``), a sequence of names,
+    ``"all"``, or None for the client's default (``HOLYNB_API`` or chat); ``transport`` is
+    ``"sse"``, ``"ws"`` or ``"both"``. Every API runs over every transport; a wire's label is the
+    transport alone when one API is benched, ``"api/transport"`` when several are. A combination
+    the APIs do not offer (Messages over WebSocket) is skipped when it comes from a combination
+    and raises the client's :class:`~holynb.ConfigError` when it is the only one asked for.
+    """
+    from holynb._config import APIS, check_api_transport, resolve_api
+    from holynb._errors import ConfigError
+
+    if transport not in TRANSPORT_CHOICES:
+        raise ValueError(
+            f"transport must be one of {', '.join(TRANSPORT_CHOICES)}; got {transport!r}"
+        )
+    transports = ["sse", "ws"] if transport == "both" else [transport]
+    if isinstance(api, str) and api.strip().lower() == "all":
+        apis = list(APIS)
+    elif api is None or isinstance(api, str):
+        apis = [resolve_api(api)]
+    else:
+        apis = list(dict.fromkeys(resolve_api(name) for name in api))
+        if not apis:
+            raise ValueError("api must name at least one API (or be 'all')")
+    wires: list[Wire] = []
+    skipped: dict[str, str] = {}
+    for one_api in apis:
+        for one_transport in transports:
+            try:
+                check_api_transport(one_api, one_transport)
+            except ConfigError as exc:
+                if len(apis) * len(transports) == 1:
+                    raise  # asked for alone: the client's own error says what to use instead
+                # The reason, without the client's advice (which is for a single request).
+                skipped[f"{one_api}/{one_transport}"] = exc.message
+                continue
+            label = f"{one_api}/{one_transport}" if len(apis) > 1 else one_transport
+            wires.append(Wire(one_api, one_transport, label))
+    return wires, skipped
 
 
 async def run_bench(
@@ -46,6 +108,7 @@ async def run_bench(
     goodput: Mapping[str, float] | Iterable[str] | None = None,
     max_tokens: int = 32,
     transport: str = "sse",
+    api: str | Sequence[str] | None = None,
     api_key: str | None = None,
     prompt: str = DEFAULT_PROMPT,
     headers: Mapping[str, str] | None = None,
@@ -68,11 +131,16 @@ async def run_bench(
     seconds and then lets the requests in flight finish. ``warmup`` requests go first and are
     not counted. ``goodput`` gives SLOs in ms (``{"ttft": 500}`` or ``["ttft:500"]``).
 
+    ``api`` and ``transport`` choose the wires (see :func:`plan_wires`): each runs the same plan,
+    seed and mock controls, one after the other, and is one column of the result, keyed by its
+    label. ``api=None`` is the client's default (``HOLYNB_API`` or chat).
+
     ``base_url=None`` starts the bundled mock server for the run (in a background thread, so its
     timing does not share this event loop). ``mock_ttft_ms``, ``mock_tps`` and ``mock_fault``
     are sent as ``X-Mock-*`` controls, which the mock honours and other servers ignore. With a
-    ``seed``, request ``i`` gets body ``seed`` ``seed + i`` and the run sends ``X-Mock-Seed``:
-    a run against a freshly started mock repeats exactly. ``pooled=False`` opens a fresh client
+    ``seed``, request ``i`` carries ``seed + i`` in its body (chat's ``seed``; ``metadata`` for
+    Responses and Messages, which have no seed) and the run sends ``X-Mock-Seed``: a run
+    against a freshly started mock repeats exactly. ``pooled=False`` opens a fresh client
     per request; ``client_options`` are passed to every :class:`holynb.AsyncClient`.
     """
     from holynb._config import resolve_model
@@ -87,12 +155,11 @@ async def run_bench(
         seed=seed,
     )
     _check_positive("max_tokens", max_tokens)
-    if transport not in TRANSPORT_CHOICES:
-        raise ValueError(
-            f"transport must be one of {', '.join(TRANSPORT_CHOICES)}; got {transport!r}"
-        )
+    wires, skipped = plan_wires(api, transport)
+    clash = sorted({"api", "transport"} & set(client_options or {}))
+    if clash:
+        raise ValueError(f"pass {clash[0]}=... to run_bench itself, not in client_options")
     slos = parse_goodput(goodput)
-    transports = ["sse", "ws"] if transport == "both" else [transport]
     model = resolve_model(model)
     controls = _mock_headers(mock_ttft_ms=mock_ttft_ms, mock_tps=mock_tps, mock_fault=mock_fault)
     controls.update(headers or {})
@@ -115,10 +182,12 @@ async def run_bench(
         )
         records: list[RequestRecord] = []
         summaries = {}
-        for name in transports:
-            rows, duration = await bench.run_transport(name, progress)
+        for wire in wires:
+            rows, duration = await bench.run_wire(wire, progress)
             records += rows
-            summaries[name] = summarise(name, rows, duration, goodput=slos)
+            summaries[wire.label] = summarise(
+                wire.transport, rows, duration, goodput=slos, api=wire.api
+            )
 
     config = {
         "base_url": url,
@@ -132,7 +201,10 @@ async def run_bench(
         "num_warmups": plan.warmup,
         "goodput": slos or None,
         "max_tokens": max_tokens,
-        "transports": transports,
+        "apis": list(dict.fromkeys(wire.api for wire in wires)),
+        "transports": list(dict.fromkeys(wire.transport for wire in wires)),
+        "wires": [wire.label for wire in wires],
+        "skipped_wires": skipped,
         "pooled": pooled,
         "max_retries": max_retries,
         "seed": seed,
@@ -172,6 +244,7 @@ async def measure_stream(
     without any content is a failure too (``EmptyReply``).
     """
     start = time.perf_counter() if started is None else started
+    record.api = client.api
     record.start_s = start - run_start
     chunks = 0
     last = start
@@ -254,7 +327,7 @@ class _Plan:
 
 
 class _Bench:
-    """The request loop shared by every transport of one run."""
+    """The request loop shared by every wire of one run."""
 
     def __init__(
         self,
@@ -276,40 +349,43 @@ class _Bench:
         self.seed = seed
         self.pooled = pooled
 
-    async def run_transport(
-        self, transport: str, progress: Progress | None
+    async def run_wire(
+        self, wire: Wire, progress: Progress | None
     ) -> tuple[list[RequestRecord], float]:
-        """Warm up, then run the plan over one transport; return the records and the duration."""
-        from holynb._client import AsyncClient
-
+        """Warm up, then run the plan over one wire; return the records and the duration."""
         # Built even when unpooled: a bad setting (no key, bad URL) stops the run here, once.
-        shared = AsyncClient(transport=transport, **self.client_options)
+        shared = self._client(wire)
         try:
             client = shared if self.pooled else None
             if self.plan.warmup:
-                await self._warmup(client, transport)
-            return await self._measure(client, transport, progress)
+                await self._warmup(client, wire)
+            return await self._measure(client, wire, progress)
         except BaseExceptionGroup as group:
             # A setting that fails every request (ConfigError) stopped the run: raise it alone.
             raise group.exceptions[0] from None
         finally:
             await shared.aclose()
 
-    async def _warmup(self, client: AsyncClient | None, transport: str) -> None:
+    def _client(self, wire: Wire) -> AsyncClient:
+        from holynb._client import AsyncClient
+
+        return AsyncClient(api=wire.api, transport=wire.transport, **self.client_options)
+
+    async def _warmup(self, client: AsyncClient | None, wire: Wire) -> None:
         """Send the warm-up requests (capped like the run) and forget what they measured."""
         slots = asyncio.Semaphore(self.plan.max_concurrency or self.plan.warmup)
 
         async def one() -> None:
             async with slots:
-                record = RequestRecord(transport=transport, index=-1, ok=False, start_s=0.0)
-                await self._one(client, transport, record, time.perf_counter(), seeded=False)
+                record = RequestRecord(transport=wire.transport, index=-1, ok=False, start_s=0.0)
+                await self._one(client, wire, record, time.perf_counter(), seeded=False)
 
         async with asyncio.TaskGroup() as group:
             for _ in range(self.plan.warmup):
                 group.create_task(one())
 
     async def _measure(
-        self, client: AsyncClient | None, transport: str, progress: Progress | None
+        self, client: AsyncClient | None, wire: Wire, progress: Progress | None
     ) -> tuple[list[RequestRecord], float]:
         plan = self.plan
         total = plan.requests
@@ -322,18 +398,18 @@ class _Bench:
 
         async def one(index: int, scheduled: float, holding_slot: bool) -> None:
             record = RequestRecord(
-                transport=transport, index=index, ok=False, start_s=0.0, scheduled_s=scheduled
+                transport=wire.transport, index=index, ok=False, start_s=0.0, scheduled_s=scheduled
             )
             try:
                 if slots is not None and not holding_slot:
                     await slots.acquire()
-                await self._one(client, transport, record, t0, seeded=True)
+                await self._one(client, wire, record, t0, seeded=True)
             finally:
                 if slots is not None:
                     slots.release()
             records.append(record)
             if progress is not None:
-                progress(transport, len(records), total)
+                progress(wire.label, len(records), total)
 
         async def dispatch() -> None:
             schedule = arrival_times(plan.request_rate, burstiness=plan.burstiness, seed=plan.seed)
@@ -361,7 +437,7 @@ class _Bench:
                     group.create_task(one(index, scheduled, holding_slot=closed_loop))
 
         if progress is not None:
-            progress(transport, 0, total)
+            progress(wire.label, 0, total)
         t0 = time.perf_counter()
         await dispatch()
         records.sort(key=lambda r: r.index)
@@ -371,33 +447,30 @@ class _Bench:
     async def _one(
         self,
         shared: AsyncClient | None,
-        transport: str,
+        wire: Wire,
         record: RequestRecord,
         t0: float,
         *,
         seeded: bool,
     ) -> None:
-        from holynb._client import AsyncClient
         from holynb._errors import ConfigError
 
         headers = dict(self.headers)
         params = dict(self.params)
         if self.seed is not None:
-            # One X-Mock-Seed for the whole run, and a distinct body `seed` per request: the mock
+            # One X-Mock-Seed for the whole run, and a distinct body per request: the mock
             # keys its per-request RNG on (seed, request body), so draws don't depend on the
             # order in which concurrent requests arrive. A per-request header would change the
             # WebSocket URL (controls ride in its query) and cost a new connection per request.
             headers["X-Mock-Seed"] = str(self.seed)
             if seeded:
-                params["seed"] = self.seed + record.index
+                params.update(_seed_param(wire.api, self.seed + record.index))
         # Unpooled, the clock starts before the fresh client exists: its set-up is what counts.
         started = time.perf_counter()
         async with contextlib.AsyncExitStack() as stack:
             client = shared
             if client is None:
-                client = await stack.enter_async_context(
-                    AsyncClient(transport=transport, **self.client_options)
-                )
+                client = await stack.enter_async_context(self._client(wire))
             failure = await measure_stream(
                 client,
                 record,
@@ -409,6 +482,17 @@ class _Bench:
             )
         if isinstance(failure, ConfigError):
             raise failure  # a bad setting fails every request: stop the run and say what to fix
+
+
+def _seed_param(api: str, seed: int) -> dict[str, Any]:
+    """A per-request body field that makes each request distinct, in a form the API accepts:
+    chat completions take ``seed``; Responses and Messages have no seed but take ``metadata``
+    (Messages only its ``user_id``), which a real endpoint stores and ignores."""
+    if api == "chat":
+        return {"seed": seed}
+    if api == "messages":
+        return {"metadata": {"user_id": f"holynb-bench-{seed}"}}
+    return {"metadata": {"holynb_seed": str(seed)}}
 
 
 @contextlib.asynccontextmanager

@@ -9,6 +9,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from holynb._cli import build_parser
 from mockserver import MOCK_KEY
 
 
@@ -140,9 +143,64 @@ def test_bad_load_options_are_one_clear_line() -> None:
         (("--goodput", "ttft"), "--goodput: goodput SLO 'ttft' must look like KEY:MS"),
         (("--goodput", "itl:3"), "goodput metric must be one of ttft, tpot, e2el"),
         (("--duration", "2"), "--duration at --request-rate inf needs --max-concurrency N"),
+        (
+            ("--api", "chat,gemini"),
+            "argument --api: invalid choice: 'gemini' (choose from chat, responses, messages, "
+            "a comma list of them, or all)",
+        ),
+        (
+            ("--api", "messages", "--transport", "ws"),
+            "holynb bench: error: The Anthropic Messages API has no WebSocket mode — use "
+            "--transport sse",
+        ),
     ]
     for args, message in cases:
         proc = _bench(*args, "--no-progress")
         assert proc.returncode == 2, args
         assert message in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+def test_every_api_side_by_side(holy_mock) -> None:
+    proc = _bench(
+        "--base-url", holy_mock.url, "--api", "all", "--transport", "both", "--requests", "2",
+        "--max-tokens", "16", "--json", "-",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    wires = ["chat/sse", "chat/ws", "responses/sse", "responses/ws", "messages/sse"]
+    data = json.loads(proc.stdout)
+    assert list(data["summary"]) == wires
+    assert all(data["summary"][w]["completed"] == 2 for w in wires)
+    assert data["config"]["apis"] == ["chat", "responses", "messages"]
+    assert list(data["config"]["skipped_wires"]) == ["messages/ws"]
+    assert {r["api"] for r in data["requests"]} == {"chat", "responses", "messages"}
+    lines = proc.stderr.splitlines()
+    assert lines[0] == (
+        "holynb bench: note: skipping messages/ws: The Anthropic Messages API has no WebSocket mode"
+    )
+    for wire in wires:  # not a terminal: one progress line per wire
+        assert any(line.startswith(f"{wire}: 2/2 requests done") for line in lines), wire
+    assert {r["path"] for r in holy_mock.journal()} == {
+        "/v1/chat/completions", "/v1/ws/chat", "/v1/responses", "/v1/messages"
+    }  # fmt: skip
+
+
+def test_a_comma_list_of_apis_to_csv(holy_mock) -> None:
+    proc = _bench(
+        "--base-url", holy_mock.url, "--api", "chat,responses", "--requests", "2",
+        "--max-tokens", "16", "--csv", "-", "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert [(r["api"], r["transport"], r["ok"]) for r in rows] == (
+        [("chat", "sse", "True")] * 2 + [("responses", "sse", "True")] * 2
+    )
+    assert "chat/sse" in proc.stderr and "responses/sse" in proc.stderr  # the table's columns
+
+
+def test_api_lists_are_for_bench_only(capsys) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["chat", "hi", "--api", "chat,responses"])
+    assert "argument --api: invalid choice: 'chat,responses'" in capsys.readouterr().err
+    args = build_parser().parse_args(["models", "--api", "messages"])
+    assert args.api == "messages"

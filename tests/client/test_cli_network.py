@@ -73,3 +73,4 @@ async def test_api_flag(api_server):
     code, out, err = await _holynb("chat", "--base-url", api_server.url, "--api", "messages",
                                    "--transport", "ws", "Hi")
     assert code == 1 and "no WebSocket mode" in err and len(err.strip().splitlines()) == 1
+    assert "use --transport sse" in err and "transport='sse'" not in err  # the CLI's words
