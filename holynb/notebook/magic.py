@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import queue
 import sys
 import traceback
@@ -47,6 +48,8 @@ __all__ = ["HolyInterrupt", "HolyMagics", "load_ipython_extension", "unload_ipyt
 
 # Upper bound on one wait for the next event, so the cell thread stays responsive.
 _MAX_WAIT_S = 0.25
+# The folder that holds the holynb package: stripped from the file names of %holy error.
+_INSTALL_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")) + os.sep
 INTERRUPTED_LINE = "⏹ interrupted — partial answer kept above"
 
 
@@ -377,6 +380,8 @@ class HolyMagics(Subcommands, Magics, Configurable):
     def _remember_error(self, exc: BaseException) -> None:
         self.last_error = exc
         details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        # holynb's frames as holynb/... (where it is installed is not part of the error).
+        details = details.replace(f'File "{_INSTALL_ROOT}', 'File "')
         self._last_error_text = scrub(details)
 
     def _close_clients(self) -> None:
