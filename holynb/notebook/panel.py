@@ -193,7 +193,8 @@ class ChatPanel(w.VBox):
                 ("Anthropic Messages", "messages"),
             ],
             description="API",
-            layout=w.Layout(width="230px"),
+            # Room for the longest label ("Anthropic Messages") beside the select's arrow.
+            layout=w.Layout(width="260px"),
         )
         transport = w.ToggleButtons(
             options=[("SSE", "sse"), ("WebSocket", "ws")],
@@ -209,7 +210,7 @@ class ChatPanel(w.VBox):
         system = w.Textarea(
             placeholder="System prompt (optional)",
             rows=2,
-            layout=w.Layout(width="100%"),
+            layout=w.Layout(width="auto"),
         )
         self._controls: dict[str, w.ValueWidget] = {
             "model": model,
@@ -254,7 +255,7 @@ class ChatPanel(w.VBox):
             placeholder="Ask something… (Ctrl+Enter to send)",
             rows=3,
             continuous_update=True,
-            layout=w.Layout(width="100%"),
+            layout=w.Layout(width="auto"),
         )
         self._input.add_class("holynb-input")
         self._send_button = w.Button(description="Send", icon="paper-plane", button_style="primary")

@@ -62,8 +62,12 @@ def thinking_block(text: str, *, done: bool, seconds: float | None, html: bool =
     head = f'<details class="holynb-thinking"{opened}>'
     if html:
         return f"{head}<summary>{summary}</summary>{render_html(body)}</details>"
-    # Blank lines around the body: Markdown inside an HTML block needs them (CommonMark 4.6).
-    return f"{head}\n<summary>{summary}</summary>\n\n{safe_markdown(body)}\n\n</details>\n"
+    # A block quote sets the thinking apart from the answer below it once the block is opened
+    # (the notebook's Markdown styles it; the panel has its own CSS). Blank lines around it:
+    # Markdown inside an HTML block needs them (CommonMark 4.6).
+    lines = safe_markdown(body).split("\n") if body else []
+    quoted = "\n".join(f"> {line}" if line else ">" for line in lines)
+    return f"{head}\n<summary>{summary}</summary>\n\n{quoted}\n\n</details>\n"
 
 
 @dataclass(slots=True)

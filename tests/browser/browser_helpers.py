@@ -250,3 +250,45 @@ class NotebookPage:
         path = ARTIFACTS / f"{self.frontend}-{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.png"
         (locator or self.page).screenshot(path=str(path))
         return path
+
+
+# The tool-calls cassette's prompt: the mock answers it with two get_weather calls.
+WEATHER = "What is the weather in Bangkok and Chiang Mai right now?"
+
+# The tool-call blocks under ``selector``: their text and their (pretty-printed) arguments.
+TOOL_BLOCKS_JS = """(selector) => [...document.querySelectorAll(selector)]
+  .filter(node => node.innerText.includes('Tool call'))
+  .map(node => ({text: node.innerText, code: node.querySelector('pre')?.innerText || ''}))"""
+
+# Python names a notebook user must never be told about in an error line.
+PYTHON_NAMES = re.compile(
+    r"\.partial_text|\b(?!mock=True)[a-z_]+=\S|\w\(\)|client\.|skip_malformed|idle_timeout"
+    r"|first_token_timeout"
+)
+
+
+def fault_cell(header: str, value: str, flags: str = "") -> str:
+    """A ``%holy`` cell whose request carries a mock control header (a fault, a delay)."""
+    return (
+        f"%config HolyMagics.extra_headers = {{{header!r}: {value!r}}}\n"
+        f"%holy --max-tokens 30 {flags} Tell me about streaming."
+    )
+
+
+# For each error line: its text, and how many lines it takes when its box is 100 columns wide.
+ERROR_LINES_JS = """() => {
+  const notebook = window.jupyterapp.shell.currentWidget.content;
+  return notebook.widgets.map(cell => {
+    const outputs = [...cell.node.querySelectorAll('.jp-OutputArea-output pre')];
+    const pre = outputs.find(p => p.innerText.startsWith('⚠'));
+    if (!pre) { return null; }
+    pre.style.width = '100ch';
+    pre.style.whiteSpace = 'pre-wrap';
+    const range = document.createRange();
+    range.selectNodeContents(pre);
+    const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+    const answer = cell.node.querySelector('.jp-RenderedMarkdown');
+    return {line: pre.innerText.trim(), rows: tops.size,
+            partial: answer ? answer.innerText.trim().length : 0};
+  });
+}"""

@@ -3,23 +3,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from browser_helpers import NotebookPage
-
-PYTHON_NAMES = re.compile(
-    r"\.partial_text|\b(?!mock=True)[a-z_]+=\S|\w\(\)|client\.|skip_malformed|idle_timeout"
-    r"|first_token_timeout"
-)
-
-
-def fault_cell(header: str, value: str, flags: str = "") -> str:
-    return (
-        f"%config HolyMagics.extra_headers = {{{header!r}: {value!r}}}\n"
-        f"%holy --max-tokens 30 {flags} Tell me about streaming."
-    )
-
+from browser_helpers import ERROR_LINES_JS, PYTHON_NAMES, NotebookPage, fault_cell
 
 # (name, cell, a piece of the advice, whether text arrived before the failure)
 FAULTS = [
@@ -42,24 +28,6 @@ FAULTS = [
     ("refused", "%holy --base-url http://127.0.0.1:9/v1 --retries 0 hello",
      "is the server running", False),
 ]  # fmt: skip
-
-# For each error line: its text, and how many lines it takes when its box is 100 columns wide.
-ERROR_LINES_JS = """() => {
-  const notebook = window.jupyterapp.shell.currentWidget.content;
-  return notebook.widgets.map(cell => {
-    const outputs = [...cell.node.querySelectorAll('.jp-OutputArea-output pre')];
-    const pre = outputs.find(p => p.innerText.startsWith('⚠'));
-    if (!pre) { return null; }
-    pre.style.width = '100ch';
-    pre.style.whiteSpace = 'pre-wrap';
-    const range = document.createRange();
-    range.selectNodeContents(pre);
-    const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
-    const answer = cell.node.querySelector('.jp-RenderedMarkdown');
-    return {line: pre.innerText.trim(), rows: tops.size,
-            partial: answer ? answer.innerText.trim().length : 0};
-  });
-}"""
 
 
 def test_each_fault_is_one_line_with_one_hint(nb: NotebookPage, holy_mock_factory: Any) -> None:

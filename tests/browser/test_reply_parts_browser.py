@@ -5,13 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from browser_helpers import NotebookPage
-
-WEATHER = "What is the weather in Bangkok and Chiang Mai right now?"
-
-TOOL_BLOCKS_JS = """(selector) => [...document.querySelectorAll(selector)]
-  .filter(node => node.innerText.includes('Tool call'))
-  .map(node => ({text: node.innerText, code: node.querySelector('pre')?.innerText || ''}))"""
+from browser_helpers import TOOL_BLOCKS_JS, WEATHER, NotebookPage
 
 
 def test_tool_calls_show_name_and_arguments(nb: NotebookPage) -> None:
