@@ -237,6 +237,9 @@ def measure(url: str, streams: int, tokens: int, spread_s: float, timeout_s: flo
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path, make_body, headers, marker, end_marker = WIRES[api]
+    if api == "anthropic":
+        # Anthropic's required max_tokens only caps a generated reply: ask for the length.
+        headers = {**headers, "X-Mock-Tokens": str(tokens + 1)}
     body = json.dumps(make_body(tokens)).encode()
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"

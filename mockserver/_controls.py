@@ -8,6 +8,7 @@ from typing import Any
 
 from ._config import MAX_REASONING_TOKENS
 from ._faults import FaultError, FaultSpec, parse_faults
+from .formats.chat import MAX_TOKENS_LIMIT
 
 __all__ = ["CONTROL_NAMES", "ControlError", "RequestControls", "bounded", "parse_controls"]
 
@@ -20,6 +21,7 @@ CONTROL_NAMES = (
     "X-Mock-Seed",
     "X-Mock-Cassette",
     "X-Mock-Reasoning",
+    "X-Mock-Tokens",
 )
 _KNOWN = {n.lower() for n in CONTROL_NAMES}
 
@@ -39,13 +41,14 @@ class RequestControls:
     seed: int | None = None
     cassette: str | None = None
     reasoning: int | None = None
+    tokens: int | None = None
 
     def public(self) -> dict[str, Any]:
         """The overrides that were set, for the journal."""
         out: dict[str, Any] = {}
         if self.faults:
             out["fault"] = ";".join(str(f) for f in self.faults)
-        for name in ("ttft_ms", "tps", "jitter_ms", "seed", "cassette", "reasoning"):
+        for name in ("ttft_ms", "tps", "jitter_ms", "seed", "cassette", "reasoning", "tokens"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return out
@@ -95,4 +98,5 @@ def parse_controls(source: Mapping[str, str]) -> RequestControls:
         seed=number("X-Mock-Seed", -(2**63), 2**63 - 1, int),
         cassette=cassette.strip() if cassette else None,
         reasoning=number("X-Mock-Reasoning", 0, MAX_REASONING_TOKENS, int),
+        tokens=number("X-Mock-Tokens", 1, MAX_TOKENS_LIMIT, int),
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 from ._reply import Reply
 
-__all__ = ["DEFAULT_TOKENS", "generate_reply", "request_digest"]
+__all__ = ["DEFAULT_TOKENS", "answer_length", "generate_reply", "request_digest"]
 
 DEFAULT_TOKENS = 64
 FINGERPRINT = "fp_holynb_mock"
@@ -80,11 +80,31 @@ def _tokens(key: str, n: int) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+def answer_length(
+    max_tokens: int | None, *, natural: int | None = None, budget: bool = False
+) -> tuple[int, bool]:
+    """How many answer tokens a generated reply has, and whether ``max_tokens`` cut it.
+
+    ``natural`` is the length the answer has on its own (``X-Mock-Tokens``; 64 when None). A
+    chat-style ``max_tokens`` without it asks for exactly that many tokens (the mock's
+    long-standing way to get a stream of a chosen length); with it, or when the API's
+    ``max_tokens`` is a required ``budget`` (Anthropic), ``max_tokens`` only cuts the answer.
+    """
+    if max_tokens is None:
+        return natural or DEFAULT_TOKENS, False
+    if natural is None and not budget:
+        return max_tokens, True
+    length = natural or DEFAULT_TOKENS
+    return min(length, max_tokens), max_tokens < length
+
+
 def generate_reply(
     model: str,
     messages: list[dict[str, Any]],
     *,
     max_tokens: int | None,
+    natural: int | None = None,
+    budget: bool = False,
     reasoning: int,
     include_usage: bool,
     seed: int | None,
@@ -95,18 +115,20 @@ def generate_reply(
 ) -> Reply:
     """The generated reply for a request, with its id and latency schedule (``times``).
 
-    ``reasoning`` thinking tokens come before the answer. A reply cut by an explicit
-    ``max_tokens`` is reported like OpenAI does: ``finish_reason`` "length".
+    ``reasoning`` thinking tokens come before the answer, which is as long as
+    :func:`answer_length` says. A reply cut by ``max_tokens`` is reported like OpenAI does:
+    ``finish_reason`` "length".
     """
+    tokens, cut = answer_length(max_tokens, natural=natural, budget=budget)
     # Cached: retries and benchmark loads repeat the same request many times.
     key = request_digest({"model": model, "messages": messages, "seed": seed})
     return Reply(
         id=reply_id,
         created=created if created is not None else SEEDED_CREATED,
         model=model,
-        content=_tokens(f"text:{key}", max_tokens or DEFAULT_TOKENS),
+        content=_tokens(f"text:{key}", tokens),
         reasoning=_tokens(f"reasoning:{key}", reasoning) if reasoning else (),
-        finish_reason="length" if max_tokens is not None else "stop",
+        finish_reason="length" if cut else "stop",
         prompt_tokens=count_prompt_tokens(messages),
         include_usage=include_usage,
         times=times,

@@ -50,7 +50,7 @@ from ._faults import (
     plan_reply,
 )
 from ._frames import join_frames
-from ._generate import DEFAULT_TOKENS, generate_reply, request_digest
+from ._generate import answer_length, generate_reply, request_digest
 from ._journal import SCHEDULE_CAP, Record
 from ._latency import profile_for, schedule
 from ._reply import Reply
@@ -205,7 +205,8 @@ class Pipeline:
             answer = self._replay(cassette, fmt, path, faults, echo)
             reply = cassette.reply() if fmt is responses else None
         else:
-            reply = self._generate(req, controls, seed, rng, record, echo)
+            reply = self._generate(req, controls, seed, rng, record, echo,
+                                   budget=fmt.MAX_TOKENS_IS_BUDGET)
             plan = plan_reply(fmt.reply_frames(reply, path), faults, path=path,
                               kit=fmt.frame_kit(path, reply))
             answer = Answer(path, plan, 200, None, reply.end)
@@ -315,7 +316,7 @@ class Pipeline:
 
     def _generate(
         self, req: formats.Request, controls: RequestControls, seed: int | None,
-        rng: random.Random, record: Record, echo: Mapping[str, Any],
+        rng: random.Random, record: Record, echo: Mapping[str, Any], *, budget: bool,
     ) -> Reply:
         config = self.config
         profile = profile_for(
@@ -331,7 +332,7 @@ class Pipeline:
             config.reasoning_tokens)
         # The id is drawn before the jitter, so a seeded reply keeps its id whatever the latency.
         reply_id = f"chatcmpl-{rng.getrandbits(96):024x}"
-        n = reasoning + (req.max_tokens or DEFAULT_TOKENS)
+        n = reasoning + answer_length(req.max_tokens, natural=controls.tokens, budget=budget)[0]
         times = schedule(n, profile, jitter_ms=jitter_ms or 0.0, jitter=kind, rng=rng)
         record.latency = {
             "ttft_ms": profile.ttft_ms,
@@ -341,7 +342,8 @@ class Pipeline:
         }
         record.schedule = array("d", times[:SCHEDULE_CAP])
         return generate_reply(
-            req.model, req.messages, max_tokens=req.max_tokens, reasoning=reasoning,
+            req.model, req.messages, max_tokens=req.max_tokens, natural=controls.tokens,
+            budget=budget, reasoning=reasoning,
             include_usage=req.include_usage, seed=seed, reply_id=reply_id, times=times,
             created=int(time.time()) if seed is None else None, echo=echo,
         )

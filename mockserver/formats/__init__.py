@@ -89,6 +89,7 @@ class Format(Protocol):
     :class:`FrameKit`; cassettes read replies back through it."""
 
     API: str  # the name the journal and cassette files use: "chat", "responses", ...
+    MAX_TOKENS_IS_BUDGET: bool  # the API requires max_tokens: it only cuts a generated reply
     SSE_HEADERS: Mapping[str, str]  # the head of a streamed HTTP answer
 
     def parse_request(self, body: Any, route: Mapping[str, str] | None = None) -> Request:

@@ -33,7 +33,6 @@ from .._config import mask_key
 from .._errors import MockError, status_error
 from .._faults import FrameKit
 from .._frames import Frame
-from .._generate import DEFAULT_TOKENS
 from .._reply import Reply, ToolCall
 from . import APIRequest, chat, decoded, derive_id, json_str, objects, sse_event
 
@@ -54,6 +53,9 @@ __all__ = [
 ]
 
 API = "anthropic"
+# The API requires max_tokens, so it is a budget, not a wish for a long answer: a generated
+# reply has its natural length unless the budget cuts it (stop_reason "max_tokens").
+MAX_TOKENS_IS_BUDGET = True
 VERSION = "2023-06-01"
 SSE_HEADERS = {**chat.SSE_HEADERS}
 MAX_TOKENS_LIMIT = chat.MAX_TOKENS_LIMIT
@@ -130,11 +132,7 @@ def parse_request(body: Any, route: Mapping[str, str] | None = None) -> APIReque
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise _bad(f"{name}: Input should be a valid number")
-    # The API requires max_tokens, so it is a budget, not a wish for a long answer: a generated
-    # reply has its natural length (as a chat request without max_tokens) unless the budget
-    # cuts it short, and then it ends with stop_reason "max_tokens".
-    length = max_tokens if max_tokens < DEFAULT_TOKENS else None
-    return APIRequest(model, out, stream, length, body)
+    return APIRequest(model, out, stream, max_tokens, body)
 
 
 def api_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:

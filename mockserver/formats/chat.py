@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 API = "chat"
+MAX_TOKENS_IS_BUDGET = False  # max_tokens, when given, is the generated reply's length
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",

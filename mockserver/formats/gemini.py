@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 API = "gemini"
+MAX_TOKENS_IS_BUDGET = False  # max_tokens, when given, is the generated reply's length
 SSE_HEADERS = {**chat.SSE_HEADERS}
 _ARRAY_HEADERS = {"Content-Type": "application/json; charset=UTF-8", "Cache-Control": "no-cache",
                   "X-Accel-Buffering": "no"}

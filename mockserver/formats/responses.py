@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 API = "responses"
+MAX_TOKENS_IS_BUDGET = False  # max_tokens, when given, is the generated reply's length
 SSE_HEADERS = chat.SSE_HEADERS
 MIN_OUTPUT_TOKENS = 16  # the API refuses a smaller max_output_tokens
 _ROLES = {"user", "assistant", "system", "developer"}

@@ -41,6 +41,23 @@ def test_sdk_create_and_stream_agree(holy_mock: MockServer) -> None:
     assert final.usage.output_tokens == 24 and final.usage.input_tokens == whole.usage.input_tokens
 
 
+@pytest.mark.parametrize(
+    ("max_tokens", "headers", "tokens", "stop_reason"),
+    [
+        (4096, {}, 64, "end_turn"),  # the required budget does not make the answer long
+        (20, {}, 20, "max_tokens"),  # a budget below the answer's length cuts it
+        (4096, {"X-Mock-Tokens": "150"}, 150, "end_turn"),  # the length asked of the mock
+        (100, {"X-Mock-Tokens": "150"}, 100, "max_tokens"),
+    ],
+)
+def test_max_tokens_is_a_budget(
+    holy_mock: MockServer, max_tokens: int, headers: dict, tokens: int, stop_reason: str
+) -> None:
+    with client(holy_mock, **headers) as c:
+        whole = c.messages.create(model="claude-sonnet-4.5", max_tokens=max_tokens, messages=HI)
+    assert whole.usage.output_tokens == tokens and whole.stop_reason == stop_reason
+
+
 def test_sdk_thinking_blocks(holy_mock: MockServer) -> None:
     with client(holy_mock, **{"X-Mock-Reasoning": "6"}) as c, c.messages.stream(
             model="claude-sonnet-4.5", max_tokens=10, messages=HI,

@@ -17,6 +17,34 @@ def post(mock: MockServer, body=None, *, headers=None, **kw) -> httpx.Response:
     return httpx.post(f"{mock.url}/chat/completions", json=body, headers=headers, **kw)
 
 
+@pytest.mark.parametrize(
+    ("params", "control", "tokens", "finish"),
+    [
+        ({}, None, 64, "stop"),  # the natural length of a generated answer
+        ({"max_tokens": 100}, None, 100, "length"),  # max_tokens alone: exactly that many
+        ({}, "10", 10, "stop"),  # X-Mock-Tokens: the answer's own length
+        ({"max_tokens": 5}, "10", 5, "length"),  # ... which max_tokens still cuts
+        ({"max_tokens": 50}, "10", 10, "stop"),
+    ],
+)
+def test_answer_length(
+    holy_mock: MockServer, params: dict, control: str | None, tokens: int, finish: str
+) -> None:
+    headers = {"X-Mock-Tokens": control} if control else {}
+    body = post(holy_mock, chat(**params), headers=headers).json()
+    assert body["usage"]["completion_tokens"] == tokens
+    assert body["choices"][0]["finish_reason"] == finish
+    if control:
+        assert holy_mock.journal()[-1]["controls"]["tokens"] == int(control)
+
+
+@pytest.mark.parametrize("value", ["0", "x", "2.5", "100001"])
+def test_bad_tokens_control_is_400(holy_mock: MockServer, value: str) -> None:
+    r = post(holy_mock, chat(), headers={"X-Mock-Tokens": value})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_mock_control"
+    assert "X-Mock-Tokens" in r.json()["error"]["message"]
+
+
 def test_non_streaming_reply_is_a_chat_completion(holy_mock: MockServer) -> None:
     r = post(holy_mock, chat(max_tokens=7))
     assert r.status_code == 200
