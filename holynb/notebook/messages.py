@@ -58,7 +58,11 @@ def what_happened(exc: BaseException) -> str:
         text = _TIMEOUT_WORDS[exc.phase].format(seconds=exc.timeout)
     elif isinstance(exc, MalformedChunkError):
         text = "A chunk of the reply was not valid JSON"
-    elif isinstance(exc, APIStatusError) and (said := _server_says(exc)):
+    elif (
+        isinstance(exc, APIStatusError)
+        and f"HTTP {exc.status_code} from " in exc.message  # an HTTP error status, not an event
+        and (said := _server_says(exc))
+    ):
         text = f"HTTP {exc.status_code}: {said}"
     elif isinstance(exc, HolyError):
         text = exc.message

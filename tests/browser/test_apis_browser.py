@@ -186,7 +186,7 @@ APIS = ("responses", "messages")
 # (api, fault, words of the line): before the first token, and mid-stream (partial kept).
 API_FAULTS = [
     ("responses", "status:code=404", "--api chat"),
-    ("responses", "error-event:at=9", "HTTP 500: "),
+    ("responses", "error-event:at=9", "Server error in the stream (500"),
     ("messages", "status:code=529", "HTTP 529: Overloaded — the server is overloaded"),
     ("messages", "error-event:at=9,code=529", "the server is overloaded"),
 ]

@@ -191,7 +191,7 @@ def test_messages_over_websocket_is_a_usage_error_in_flag_words(
         ("messages", "status:code=429,retry_after=0", "HTTP 429: "),
         ("messages", "status:code=401", "check the key: %env HOLYSHEEP_API_KEY"),
         ("responses", "status:code=404", "or the API (--api chat)"),
-        ("responses", "error-event:at=9", "HTTP 500: "),
+        ("responses", "error-event:at=9", "Server error in the stream (500"),
         ("messages", "error-event:at=9,code=529", "the server is overloaded"),
         ("responses", "malformed:at=9", "A chunk of the reply was not valid JSON"),
         ("messages", "disconnect:after=9", "dropped mid-stream"),
