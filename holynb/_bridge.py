@@ -11,6 +11,7 @@ its connections (bounded in time) and re-raises the interrupt.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import queue
@@ -33,6 +34,8 @@ _loop: asyncio.AbstractEventLoop | None = None
 _loop_thread: threading.Thread | None = None
 _loop_lock = threading.Lock()
 _FINISHED = object()
+# Finalizers of sync clients not closed yet (see Runner.finalizer).
+_at_exit: set[weakref.finalize] = set()
 
 
 def background_loop() -> asyncio.AbstractEventLoop:
@@ -139,8 +142,20 @@ class Runner:
     ) -> weakref.finalize:
         """Run ``close()`` on the loop when ``owner`` is collected or the interpreter exits,
         unless the returned finalizer is detached (or called) first: a sync client the user
-        never closed still closes its connections, without aiohttp's "Unclosed" warnings."""
-        return weakref.finalize(owner, _close_on_loop, self.loop, close)
+        never closed still closes its connections, without aiohttp's "Unclosed" warnings.
+
+        When ``owner`` is collected, ``close()`` is only scheduled: garbage collection can run
+        in any thread at any moment (during a Ctrl-C, say), so it must never wait there. At
+        exit, the clients still open are closed and waited for (bounded), in one atexit hook.
+        """
+        fin = weakref.finalize(owner, _close_soon, self.loop, close)
+        fin.atexit = False  # _close_at_exit does it, waiting for each
+        with _loop_lock:
+            if not _at_exit:
+                atexit.register(_close_at_exit)
+            _at_exit.difference_update([f for f in _at_exit if not f.alive])
+            _at_exit.add(fin)
+        return fin
 
     def wait(self, coro: Coroutine[Any, Any, Any], timeout: float = CLOSE_WAIT_S) -> None:
         """Run ``coro`` to completion, bounded in time (used for cleanup)."""
@@ -151,16 +166,24 @@ class Runner:
             future.cancel()
 
 
-def _close_on_loop(
+def _close_soon(
     loop: asyncio.AbstractEventLoop, close: Callable[[], Coroutine[Any, Any, Any]]
-) -> None:
+) -> concurrent.futures.Future[Any] | None:
+    """Schedule ``close()`` on ``loop`` without waiting (None if the loop is gone)."""
     if loop.is_closed():
-        return
-    coro = close()
-    if threading.current_thread() is _loop_thread:
-        # Collected on the loop thread itself, which cannot wait for its own work.
-        loop.create_task(coro)
-        return
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
-    with contextlib.suppress(Exception):  # best effort: the owner is gone, nobody to tell
-        future.result(timeout=CLOSE_WAIT_S)
+        return None
+    return asyncio.run_coroutine_threadsafe(close(), loop)
+
+
+def _close_at_exit() -> None:
+    """At interpreter exit: close what is still open and wait for it, bounded in time."""
+    deadline = time.monotonic() + CLOSE_WAIT_S
+    for fin in list(_at_exit):
+        detached = fin.detach()
+        if detached is None:
+            continue
+        _, _, (loop, close), _ = detached
+        future = _close_soon(loop, close)
+        if future is not None:
+            with contextlib.suppress(Exception):  # best effort: nobody is left to tell
+                future.result(timeout=max(0.0, deadline - time.monotonic()))

@@ -397,6 +397,7 @@ class _Array:
     """The JSON-array flavour of the stream (``:streamGenerateContent`` without ``alt=sse``)."""
 
     API = "gemini-array"
+    MAX_TOKENS_IS_BUDGET = MAX_TOKENS_IS_BUDGET
     SSE_HEADERS = _ARRAY_HEADERS
 
     parse_request = staticmethod(parse_request)

@@ -131,7 +131,8 @@ async def test_duration_mode_at_rate_inf_is_a_closed_loop(holy_mock_factory) -> 
     summary = result.summaries["sse"]
     assert summary.completed == len(records) >= 3
     assert summary.max_concurrent_requests == 3
-    assert all(r.start_s < 0.5 for r in records)  # nothing is sent after the window closes
+    # Nothing is admitted after the window closes (the send itself may come a moment later).
+    assert all(r.scheduled_s < 0.5 for r in records)
     assert all(r.scheduled_s <= r.start_s for r in records)  # arrived when a slot freed
     assert len(mock.journal()) == len(records)
 
