@@ -70,6 +70,16 @@ def test_errors_carry_partial_text(holy_mock, transport):
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                     reason="signals are delivered to the main thread")
 def test_keyboard_interrupt_closes_upstream(holy_mock, transport):
+    # Ctrl-C as in a terminal or a kernel: a shell that starts pytest in the background leaves
+    # SIGINT ignored, and Python then never installs its KeyboardInterrupt handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_then_reuse(holy_mock, transport)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_then_reuse(holy_mock, transport) -> None:
     expected = "client_disconnected" if transport == "sse" else "cancelled"
     with Client(base_url=holy_mock.url, api_key=KEY, transport=transport) as client:
         with pytest.raises(KeyboardInterrupt):
