@@ -305,6 +305,7 @@ class Keepalive:
         self.how = how
         self.connections = 0
         self.requests = 0
+        self.closed = asyncio.Event()  # set each time the server has closed a connection
 
     async def __call__(self, reader, writer):
         self.connections += 1
@@ -325,6 +326,7 @@ class Keepalive:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         writer.close()
+        self.closed.set()
 
 
 @pytest.mark.parametrize("how", ["fin", "rst"])
@@ -338,7 +340,11 @@ async def test_stale_pooled_connection_is_replaced_without_a_retry(raw_server, h
             async with client.stream(PROMPT) as s:
                 assert await collect(s) == ["Hi", " there"]
             assert s.stats.retries == 0
-            await asyncio.sleep(0.15)  # the server closed the idle connection meanwhile
+            # The server closes the idle connection; only then does the next request go out
+            # (waiting on the server, not on a sleep: a loaded machine cannot reorder them).
+            await asyncio.wait_for(server.closed.wait(), 10)
+            server.closed.clear()
+            await asyncio.sleep(0.02)
     assert server.connections == 3 and server.requests == 3 and events == []
 
 
