@@ -120,8 +120,21 @@ class MockServer:
         if self._workers is not None:
             await asyncio.to_thread(self._stop_workers)
         runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        if runner is None:
+            return
+        server = runner.server
+        await runner.cleanup()
+        if server is None:
+            return
+        # A connection whose accept was already queued when the listener closed is made after
+        # the runner's drain and joins none: abort it, or its socket outlives the loop. Two
+        # loop turns: one creates the transport, the next registers its handler.
+        for _ in range(2):
+            await asyncio.sleep(0)
+        for handler in server.connections:
+            if handler.transport is not None:
+                handler.transport.abort()
+        await asyncio.sleep(0)  # runs the aborts' connection_lost: the sockets close here
 
     async def __aenter__(self) -> MockServer:
         return await self.astart()
@@ -154,6 +167,7 @@ class MockServer:
             started.set()
             try:
                 loop.run_forever()
+                _finish(loop)
             finally:
                 loop.close()
 
@@ -218,3 +232,15 @@ class MockServer:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(call(), loop).result()
+
+
+def _finish(loop: asyncio.AbstractEventLoop) -> None:
+    """End a stopped background loop the way ``asyncio.run`` ends its own: cancel what is left
+    (a handler still waiting when the thread stops), let it unwind, close async generators."""
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())

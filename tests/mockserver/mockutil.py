@@ -141,6 +141,16 @@ def wait_for(predicate: Any, timeout: float = 5.0) -> Any:
         time.sleep(0.005)
 
 
+def assert_paced_like(planned: list[float], recorded: list[float]) -> None:
+    """``recorded`` offsets (s) follow ``planned``: none early, none more than 250 ms late — on
+    top of the first one's delay: a busy machine may start a stream late (its accept waits for
+    the server's loop), which can push every offset by as much."""
+    assert len(recorded) == len(planned)
+    late = max(0.0, recorded[0] - planned[0])
+    for want, got in zip(planned, recorded, strict=True):
+        assert want - 0.003 <= got <= want + late + 0.25, (want, got, late)
+
+
 def raw_ws_frames(
     url: str, message: str, *, query: str = "", timeout: float = 5.0
 ) -> list[tuple[bool, int, bytes]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import pytest
-from mockutil import raw_request
+from mockutil import assert_paced_like, raw_request
 
 from mockserver import MOCK_KEY, MockServer
 from mockserver._cassettes import SHIPPED_DIR, CassetteStore, load_cassette
@@ -108,8 +108,7 @@ async def test_record_then_replay_per_api(holy_mock_factory: Factory, tmp_path: 
     schedule = upstream.journal()[-1]["schedule"]
     deltas = rec.reply().times
     assert len(deltas) == len(schedule) == 20
-    for want, got in zip(schedule, deltas, strict=True):  # recorded at the upstream's offsets
-        assert want - 0.003 <= got <= want + 0.25
+    assert_paced_like(schedule, deltas)  # recorded at the upstream's offsets
     assert KEY not in "".join(p.read_text(encoding="utf-8") for p in tmp_path.glob("*.json"))
     assert recorder.journal()[-1]["api"] == api
 

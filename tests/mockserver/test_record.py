@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import pytest
+from mockutil import assert_paced_like
 
 from mockserver import MockServer
 from mockserver._cassettes import (
@@ -341,8 +342,7 @@ async def test_ws_record_then_replay(holy_mock_factory: Factory, tmp_path: Path)
     assert set(recs) == {haiku.match["prompt"], tools.match["prompt"]}
     rec = recs[haiku.match["prompt"]]
     assert rec.transport == "ws" and [f.data for f in rec.frames] == first
-    for orig, got in zip(haiku.frames, rec.frames, strict=True):
-        assert orig.at - 0.003 <= got.at <= orig.at + 0.25
+    assert_paced_like([f.at for f in haiku.frames], [f.at for f in rec.frames])
     for path in tmp_path.glob("*.json"):
         assert KEY not in path.read_text(encoding="utf-8")
 
