@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -275,20 +275,26 @@ def _usage(r: Reply) -> str:
             f'"total_tokens": {prompt + completion}}}')
 
 
-def _response(r: Reply, status: str, output: str = "[]", *, usage: bool = False,
-              error: dict[str, Any] | None = None) -> str:
-    """The ``response`` object in a given state, as JSON (``output``: its items, as JSON)."""
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What every state of a reply's response object shares, as JSON: its id and
+    ``created_at``, then the members around ``output`` and ``usage`` (the model and the
+    request's echo), encoded once per reply."""
+
+    id: str
+    created: str
+    before_output: str
+    before_usage: str
+    after_usage: str
+
+
+def _head(r: Reply) -> _Head:
     get = r.echo.get
-    completed = (f', "completed_at": {_json(r.created)}' if status in ("completed", "incomplete")
-                 else "")
-    incomplete = '{"reason": "max_output_tokens"}' if status == "incomplete" else "null"
-    return (
-        f'{{"id": {_dump(response_id(r))}, "object": "response", '
-        f'"created_at": {_json(r.created)}, "status": {_dump(status)}, "background": false, '
-        f'"error": {_json(error)}, "incomplete_details": {incomplete}, '
+    return _Head(
+        _dump(response_id(r)), _json(r.created),
         f'"instructions": {_json(get("instructions"))}, '
         f'"max_output_tokens": {_json(get("max_output_tokens"))}, "max_tool_calls": null, '
-        f'"model": {_json(r.model)}, "output": {output}, '
+        f'"model": {_json(r.model)}',
         f'"parallel_tool_calls": {_json(get("parallel_tool_calls", True))}, '
         f'"previous_response_id": {_json(get("previous_response_id"))}, '
         f'"reasoning": {_json(get("reasoning", _NO_REASONING))}, "service_tier": "default", '
@@ -297,9 +303,22 @@ def _response(r: Reply, status: str, output: str = "[]", *, usage: bool = False,
         f'"tool_choice": {_json(get("tool_choice", "auto"))}, '
         f'"tools": {_json(get("tools", []))}, "top_logprobs": 0, '
         f'"top_p": {_json(get("top_p", 1.0))}, '
-        f'"truncation": {_json(get("truncation", "disabled"))}, '
-        f'"usage": {_usage(r) if usage else "null"}, "user": {_json(get("user"))}, '
-        f'"metadata": {_json(get("metadata", {}))}{completed}}}'
+        f'"truncation": {_json(get("truncation", "disabled"))}',
+        f'"user": {_json(get("user"))}, "metadata": {_json(get("metadata", {}))}',
+    )
+
+
+def _response(r: Reply, head: _Head, status: str, output: str = "[]", *, usage: bool = False,
+              error: dict[str, Any] | None = None) -> str:
+    """The ``response`` object in a given state, as JSON (``output``: its items, as JSON)."""
+    completed = f', "completed_at": {head.created}' if status in ("completed", "incomplete") else ""
+    incomplete = '{"reason": "max_output_tokens"}' if status == "incomplete" else "null"
+    return (
+        f'{{"id": {head.id}, "object": "response", "created_at": {head.created}, '
+        f'"status": "{status}", "background": false, "error": {_json(error)}, '
+        f'"incomplete_details": {incomplete}, {head.before_output}, "output": {output}, '
+        f'{head.before_usage}, "usage": {_usage(r) if usage else "null"}, '
+        f'{head.after_usage}{completed}}}'
     )
 
 
@@ -313,14 +332,22 @@ def _call_id(call: ToolCall) -> str:
 
 @dataclass(slots=True)
 class _Item:
-    """One output item of a reply: its ``type``, then its id, text (summary, answer or
-    arguments) and a call's ``call_id`` and ``name``, as JSON."""
+    """One output item of a reply: its ``type``, its id and a call's ``call_id`` and ``name``
+    as JSON, and the pieces of its text (summary, answer or arguments)."""
 
     type: str
     id: str
-    text: str
+    pieces: Sequence[str]
     call_id: str = ""
     name: str = ""
+    _text: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The whole text, as JSON (encoded when first asked: when the item closes)."""
+        if self._text is None:
+            self._text = _dump("".join(self.pieces))
+        return self._text
 
     def added(self) -> str:
         """The item as ``response.output_item.added`` has it (empty, in progress)."""
@@ -353,14 +380,13 @@ def _items(r: Reply) -> list[_Item]:
     """The output items of a reply, in order."""
     items: list[_Item] = []
     if r.reasoning:
-        items.append(_Item("reasoning", _dump(derive_id("rs_", r.id)),
-                           _dump("".join(r.reasoning))))
+        items.append(_Item("reasoning", _dump(derive_id("rs_", r.id)), r.reasoning))
     if r.content:
-        items.append(_Item("message", _dump(derive_id("msg_", r.id)), _dump(r.text)))
+        items.append(_Item("message", _dump(derive_id("msg_", r.id)), r.content))
     for call in r.tool_calls:
         call_id = _call_id(call)
-        items.append(_Item("function_call", _dump(derive_id("fc_", call_id)),
-                           _dump("".join(call.arguments)), _json(call_id), _json(call.name)))
+        items.append(_Item("function_call", _dump(derive_id("fc_", call_id)), call.arguments,
+                           _json(call_id), _json(call.name)))
     return items
 
 
@@ -381,7 +407,8 @@ def _events(r: Reply) -> Iterator[tuple[float, str, str]]:
     """
     items = _items(r)
     status = _final_status(r)
-    start = f'"response": {_response(r, "in_progress")}}}'
+    head = _head(r)
+    start = f'"response": {_response(r, head, "in_progress")}}}'
     yield 0.0, "response.created", start
     yield 0.0, "response.in_progress", start
     open_item: int | None = None
@@ -447,7 +474,7 @@ def _events(r: Reply) -> Iterator[tuple[float, str, str]]:
                 f'{prefix}"delta": {json_str(text)}}}')
     if open_item is not None:
         yield from close(open_item, last_at)
-    final = _response(r, status, _output(items, status), usage=True)
+    final = _response(r, head, status, _output(items, status), usage=True)
     yield r.end, f"response.{status}", f'"response": {final}}}'
 
 
@@ -460,7 +487,8 @@ def reply_frames(r: Reply, path: str) -> Iterator[Frame]:
     "ws" text messages) or one "json" body (the response object)."""
     if path == "json":
         status = _final_status(r)
-        yield Frame(r.end, _response(r, status, _output(_items(r), status), usage=True).encode())
+        body = _response(r, _head(r), status, _output(_items(r), status), usage=True)
+        yield Frame(r.end, body.encode())
         return
     for seq, (at, kind, rest) in enumerate(_events(r)):
         payload = _payload(kind, seq, rest)
@@ -484,7 +512,7 @@ def _error_events(r: Reply | None, code: int, index: int) -> list[tuple[str, str
                                      f'{json_str(message)}, "param": null}}')
     events = [("error", error)]
     if r is not None:
-        failed = _response(r, "failed", error={"code": kind, "message": message})
+        failed = _response(r, _head(r), "failed", error={"code": kind, "message": message})
         events.append(("response.failed",
                        _payload("response.failed", index + 1, f'"response": {failed}}}')))
     return events
@@ -502,9 +530,7 @@ def _strip_ws(data: bytes | str) -> bytes | str:
     return "" if isinstance(data, str) and _TERMINAL_WS.match(data) else data
 
 
-def frame_kit(path: str, r: Reply | None = None) -> FrameKit:
-    """The end marker is the terminal ``response.completed``/``incomplete`` event; an
-    in-stream error is ``error`` + ``response.failed`` (numbered where it stands)."""
+def _kit(path: str, r: Reply | None) -> FrameKit:
     if path == "sse":
         return FrameKit(
             strip_done=_strip_sse,
@@ -520,6 +546,16 @@ def frame_kit(path: str, r: Reply | None = None) -> FrameKit:
             malformed='{"type": "response.output_text.delta", "delta": "',
         )
     return FrameKit()
+
+
+_KITS = {path: _kit(path, None) for path in ("sse", "ws", "json")}
+
+
+def frame_kit(path: str, r: Reply | None = None) -> FrameKit:
+    """The end marker is the terminal ``response.completed``/``incomplete`` event; an
+    in-stream error is ``error`` + ``response.failed`` (numbered where it stands; without a
+    reply, the ``error`` alone). Made once per path when no reply is given."""
+    return _KITS[path] if r is None else _kit(path, r)
 
 
 def ws_error(err: MockError) -> str:
