@@ -349,31 +349,26 @@ class _Item:
             self._text = _dump("".join(self.pieces))
         return self._text
 
-    def added(self) -> str:
-        """The item as ``response.output_item.added`` has it (empty, in progress)."""
-        if self.type == "reasoning":
-            return f'{{"id": {self.id}, "type": "reasoning", "summary": []}}'
-        if self.type == "message":
-            return (f'{{"id": {self.id}, "type": "message", "status": "in_progress", '
-                    f'"content": [], "role": "assistant"}}')
-        return (f'{{"id": {self.id}, "type": "function_call", "status": "in_progress", '
-                f'"arguments": "", "call_id": {self.call_id}, "name": {self.name}}}')
-
     def part(self) -> str:
         """The finished summary or content part."""
         kind = "summary_text" if self.type == "reasoning" else "output_text"
         extra = "" if self.type == "reasoning" else '"annotations": [], "logprobs": [], '
         return f'{{"type": "{kind}", {extra}"text": {self.text}}}'
 
-    def done(self, status: str) -> str:
-        """The finished item (a message with the reply's final ``status``)."""
+    def state(self, status: str | None) -> str:
+        """The item as ``response.output_item.added`` has it (``status`` None: empty, in
+        progress) or finished (a message with the reply's final ``status``)."""
+        done = status is not None
         if self.type == "reasoning":
-            return f'{{"id": {self.id}, "type": "reasoning", "summary": [{self.part()}]}}'
+            summary = self.part() if done else ""
+            return f'{{"id": {self.id}, "type": "reasoning", "summary": [{summary}]}}'
         if self.type == "message":
-            return (f'{{"id": {self.id}, "type": "message", "status": "{status}", '
-                    f'"content": [{self.part()}], "role": "assistant"}}')
-        return (f'{{"id": {self.id}, "type": "function_call", "status": "completed", '
-                f'"arguments": {self.text}, "call_id": {self.call_id}, "name": {self.name}}}')
+            content = self.part() if done else ""
+            return (f'{{"id": {self.id}, "type": "message", "status": "{status or "in_progress"}", '
+                    f'"content": [{content}], "role": "assistant"}}')
+        progress, arguments = ("completed", self.text) if done else ("in_progress", '""')
+        return (f'{{"id": {self.id}, "type": "function_call", "status": "{progress}", '
+                f'"arguments": {arguments}, "call_id": {self.call_id}, "name": {self.name}}}')
 
 
 def _items(r: Reply) -> list[_Item]:
@@ -391,7 +386,7 @@ def _items(r: Reply) -> list[_Item]:
 
 
 def _output(items: list[_Item], status: str) -> str:
-    return "[" + ", ".join(item.done(status) for item in items) + "]"
+    return "[" + ", ".join(item.state(status) for item in items) + "]"
 
 
 # -- streamed events ------------------------------------------------------------------------------
@@ -431,12 +426,12 @@ def _events(r: Reply) -> Iterator[tuple[float, str, str]]:
             yield at, "response.function_call_arguments.done", (
                 f'{where}, "name": {item.name}, "arguments": {item.text}}}')
         yield at, "response.output_item.done", (
-            f'"output_index": {index}, "item": {item.done(status)}}}')
+            f'"output_index": {index}, "item": {item.state(status)}}}')
 
     def begin(index: int, at: float) -> Iterator[tuple[float, str, str]]:
         item = items[index]
         yield at, "response.output_item.added", (
-            f'"output_index": {index}, "item": {item.added()}}}')
+            f'"output_index": {index}, "item": {item.state(None)}}}')
         where = f'"item_id": {item.id}, "output_index": {index}'
         if item.type == "reasoning":
             yield at, "response.reasoning_summary_part.added", (
