@@ -30,7 +30,7 @@ import json
 import random
 import time
 from array import array
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,7 +49,7 @@ from ._faults import (
     parse_faults,
     plan_reply,
 )
-from ._frames import join_frames
+from ._frames import Frame, join_frames
 from ._generate import answer_length, generate_reply, request_digest
 from ._journal import SCHEDULE_CAP, Record
 from ._latency import profile_for, schedule
@@ -103,6 +103,19 @@ def _recorded_message(cassette: Cassette) -> str:
         return str(error.get("message") or error)
     except (ValueError, AttributeError):
         return f"recorded error response (cassette {cassette.name!r})"
+
+
+def _published(frames: Iterable[Frame], publish: Callable[[], None]) -> Iterator[Frame]:
+    """``frames``, publishing what the store remembered when the second is asked for: the
+    writer has queued the first (which names the response) and not yet written it, so every
+    worker can continue the response before its client knows the id. Many streams asking in
+    one turn of the pacer share one write."""
+    frames = iter(frames)
+    for first in frames:
+        yield first
+        publish()
+        break
+    yield from frames
 
 
 class Pipeline:
@@ -211,7 +224,8 @@ class Pipeline:
                               kit=fmt.frame_kit(path, reply))
             answer = Answer(path, plan, 200, None, reply.end)
         if reply is not None and fmt is responses and answer.status < 400:
-            self._remember(req, reply, memory)  # type: ignore[arg-type]
+            if self._remember(req, reply, memory):  # type: ignore[arg-type]
+                answer.plan.frames = _published(answer.plan.frames, state.store.publish)
         return answer
 
     def _replay(
@@ -256,9 +270,10 @@ class Pipeline:
         return json.loads(doc)
 
     def _remember(self, req: responses.ResponsesRequest, reply: Reply,
-                  memory: MutableMapping[str, str] | None) -> None:
+                  memory: MutableMapping[str, str] | None) -> bool:
         """Keep the conversation so far under the reply's id: on the WebSocket connection
-        (always) and in the store (unless the request said ``store: false``)."""
+        (always) and in the store (unless the request said ``store: false``); True when the
+        store has it to publish."""
         turn: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
         if reply.tool_calls:
             turn["tool_calls"] = [
@@ -271,6 +286,7 @@ class Pipeline:
             memory[response_id] = doc
         if req.store:
             self.state.store.remember("response:" + response_id, doc)
+        return req.store
 
     def _check_rate(self, key: str | None) -> None:
         limiter = self.state.limiter

@@ -16,6 +16,12 @@ loop. Another worker's records are therefore visible from ~50 ms after they begi
 thousand streams a worker an in-progress record's ``chunks_sent`` lags by about a second. The
 repeat counters and rate-limit buckets are read and written in place (a request waits for them),
 only when seeds, cassette sequences or ``--rate-limit`` are in use.
+
+A stored Responses conversation is queued by :meth:`SharedStore.remember` and written by
+:meth:`SharedStore.publish`, which the pipeline calls before the first event naming the response
+goes out (and the flush, for a reply that never got that far): every request answered since the
+last write goes in one transaction — one commit a turn of the pacer instead of one a request —
+and another worker sees the conversation before the client can know its id.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class Store(Protocol):
     def count(self, key: str) -> int: ...
     def take(self, key: str, capacity: int, rate: float, now: float) -> tuple[bool, int, float]: ...
     def remember(self, key: str, doc: str) -> None: ...
+    def publish(self) -> None: ...
     def recall(self, key: str) -> str | None: ...
     def reset(self) -> None: ...
     def close(self) -> None: ...
@@ -114,6 +121,9 @@ class MemoryStore:
         if len(self._memory) > MEMORY_SIZE:
             del self._memory[next(iter(self._memory))]
 
+    def publish(self) -> None:
+        """Nothing to do: what is remembered is seen at once."""
+
     def recall(self, key: str) -> str | None:
         """What was kept under ``key``."""
         return self._memory.get(key)
@@ -166,6 +176,7 @@ class SharedStore:
         self._live: dict[int, Record] = {}
         self._pending: dict[int, Record] = {}  # to write whole at the next flush
         self._synced: dict[int, tuple[int, float]] = {}  # id -> (chunks written, when)
+        self._remembered: dict[str, str] = {}  # conversations to write at the next publish
         self._gen = self._generation(self._db)[0]
         self._tick = self._seq = 0  # the last id's millisecond and sequence
         self._flushes = 0
@@ -225,7 +236,7 @@ class SharedStore:
                  and synced.get(r.id, (-1, 0.0))[0] != r.chunks_sent]
         dirty.sort(key=lambda r: synced.get(r.id, (-1, 0.0))[1])
         dirty = dirty[:batch]
-        if not self._pending and not dirty:
+        if not self._pending and not dirty and not self._remembered:
             return
         db = self._flush_db
         try:
@@ -239,6 +250,7 @@ class SharedStore:
                            [(r.id, self._doc(r), r.chunks_sent) for r in whole])
             db.executemany("UPDATE journal SET chunks = ? WHERE id = ?",
                            [(r.chunks_sent, r.id) for r in dirty if r.id in self._live])
+            remembered = self._write_memory(db)
             self._flushes += 1
             if self._flushes % 64 == 0:  # keep the newest JOURNAL_SIZE records
                 db.execute("DELETE FROM journal WHERE id < (SELECT id FROM journal ORDER BY id "
@@ -254,6 +266,7 @@ class SharedStore:
         for record in dirty:
             synced[record.id] = (record.chunks_sent, now)
         self._pending.clear()
+        self._forget_written(remembered)
 
     def journal_page(self, after: int, limit: int | None) -> list[dict[str, Any]]:
         """Records with an id above ``after``, oldest first: this worker's exactly, the other
@@ -299,18 +312,45 @@ class SharedStore:
         return ok, int(tokens), wait
 
     def remember(self, key: str, doc: str) -> None:
-        """Keep ``doc`` under ``key`` for every worker (the oldest of :data:`MEMORY_SIZE`
-        dropped)."""
+        """Keep ``doc`` under ``key`` for every worker, from the next :meth:`publish` (this
+        worker sees it at once)."""
+        self._remembered.pop(key, None)
+        self._remembered[key] = doc
+
+    def publish(self) -> None:
+        """Write the conversations remembered since the last write, in one transaction (waiting
+        for the lock, as a request's write always did); the oldest of :data:`MEMORY_SIZE` are
+        dropped."""
+        if not self._remembered:
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute("INSERT OR REPLACE INTO memory (key, doc) VALUES (?, ?)", (key, doc))
-            self._db.execute("DELETE FROM memory WHERE n <= (SELECT MAX(n) FROM memory) - ?",
-                             (MEMORY_SIZE,))
+            written = self._write_memory(self._db)
         finally:
             self._db.execute("COMMIT")
+        self._forget_written(written)
+
+    def _write_memory(self, db: sqlite3.Connection) -> list[tuple[str, str]]:
+        """Write the remembered conversations (in the caller's transaction); return them."""
+        items = list(self._remembered.items())
+        if items:
+            db.executemany("INSERT OR REPLACE INTO memory (key, doc) VALUES (?, ?)", items)
+            db.execute("DELETE FROM memory WHERE n <= (SELECT MAX(n) FROM memory) - ?",
+                       (MEMORY_SIZE,))
+        return items
+
+    def _forget_written(self, items: list[tuple[str, str]]) -> None:
+        """Drop what was written from the queue (unless remembered anew meanwhile)."""
+        remembered = self._remembered
+        for key, doc in items:
+            if remembered.get(key) is doc:
+                del remembered[key]
 
     def recall(self, key: str) -> str | None:
-        """What any worker kept under ``key``."""
+        """What any worker kept under ``key`` (this worker's, written or not)."""
+        doc = self._remembered.get(key)
+        if doc is not None:
+            return doc
         row = self._db.execute("SELECT doc FROM memory WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
@@ -325,6 +365,7 @@ class SharedStore:
             gen = self._generation(self._db)
         finally:
             self._db.execute("COMMIT")
+        self._remembered.clear()
         self._catch_up(gen)
 
     def close(self) -> None:

@@ -198,7 +198,7 @@ def derive_id(prefix: str, reply_id: str) -> str:
     if prefix and reply_id.startswith(prefix):
         return reply_id
     _, sep, tail = reply_id.partition("-")
-    if sep and tail and all(c in "0123456789abcdef" for c in tail):
+    if sep and tail and not tail.strip("0123456789abcdef"):  # all lowercase hex
         return prefix + tail
     return prefix + hashlib.sha256(reply_id.encode()).hexdigest()[:24]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -211,10 +211,10 @@ def parse_request(body: Any, route: Mapping[str, str] | None = None) -> Response
         "metadata": body.get("metadata") or {},
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": previous,
-        "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
+        "reasoning": body.get("reasoning") or _NO_REASONING,
         "store": store is not False,
         "temperature": body.get("temperature", 1.0),
-        "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
+        "text": body.get("text") or _TEXT_FORMAT,
         "tool_choice": body.get("tool_choice", "auto"),
         "tools": body.get("tools") or [],
         "top_p": body.get("top_p", 1.0),
@@ -225,6 +225,40 @@ def parse_request(body: Any, route: Mapping[str, str] | None = None) -> Response
                             store is not False, echo)
 
 
+# -- JSON text -----------------------------------------------------------------------------------
+# Every object is written as text: byte for byte what ``json.dumps(obj, ensure_ascii=False)``
+# writes (the same separators, key order and escaping), built from per-request pieces around
+# constant parts, so that a reply costs no encoding of the whole response object (twice at its
+# start, in ``response.created`` and ``response.in_progress``) nor of its items.
+
+_dump = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(o, ensure_ascii=False)
+# The defaults a request's echo shares (read only): their JSON is written once.
+_NO_REASONING: dict[str, Any] = {"effort": None, "summary": None}
+_TEXT_FORMAT: dict[str, Any] = {"format": {"type": "text"}, "verbosity": "medium"}
+_ENCODED = {id(_NO_REASONING): _dump(_NO_REASONING), id(_TEXT_FORMAT): _dump(_TEXT_FORMAT)}
+
+
+def _json(value: Any) -> str:
+    """``value`` as JSON, as ``json.dumps(value, ensure_ascii=False)`` writes it: the scalars,
+    empty containers and shared defaults a response echoes without the encoder."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    kind = type(value)
+    if kind is str:
+        return _dump(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value - value == 0:  # finite (NaN and infinities as the encoder has them)
+        return float.__repr__(value)
+    if not value and (kind is dict or kind is list):
+        return "{}" if kind is dict else "[]"
+    return _ENCODED.get(id(value)) or _dump(value)
+
+
 # -- the response object -------------------------------------------------------------------------
 
 
@@ -233,39 +267,59 @@ def response_id(r: Reply) -> str:
     return derive_id("resp_", r.id)
 
 
-def _usage(r: Reply) -> dict[str, Any]:
+def _usage(r: Reply) -> str:
     prompt, completion, reasoning = r.counts()
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
-            "total_tokens": prompt + completion}
+    return (f'{{"input_tokens": {prompt}, "input_tokens_details": {{"cached_tokens": 0}}, '
+            f'"output_tokens": {completion}, '
+            f'"output_tokens_details": {{"reasoning_tokens": {reasoning}}}, '
+            f'"total_tokens": {prompt + completion}}}')
 
 
-def _response(r: Reply, status: str, output: list[dict[str, Any]], *,
-              usage: bool = False, error: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``response`` object in a given state."""
-    echo = r.echo
-    obj: dict[str, Any] = {
-        "id": response_id(r), "object": "response", "created_at": r.created, "status": status,
-        "background": False, "error": error,
-        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
-        "instructions": echo.get("instructions"),
-        "max_output_tokens": echo.get("max_output_tokens"), "max_tool_calls": None,
-        "model": r.model, "output": output,
-        "parallel_tool_calls": echo.get("parallel_tool_calls", True),
-        "previous_response_id": echo.get("previous_response_id"),
-        "reasoning": echo.get("reasoning", {"effort": None, "summary": None}),
-        "service_tier": "default", "store": echo.get("store", True),
-        "temperature": echo.get("temperature", 1.0),
-        "text": echo.get("text", {"format": {"type": "text"}, "verbosity": "medium"}),
-        "tool_choice": echo.get("tool_choice", "auto"), "tools": echo.get("tools", []),
-        "top_logprobs": 0, "top_p": echo.get("top_p", 1.0),
-        "truncation": echo.get("truncation", "disabled"),
-        "usage": _usage(r) if usage else None, "user": echo.get("user"),
-        "metadata": echo.get("metadata", {}),
-    }
-    if status in ("completed", "incomplete"):
-        obj["completed_at"] = r.created
-    return obj
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What every state of a reply's response object shares, as JSON: its id and
+    ``created_at``, then the members around ``output`` and ``usage`` (the model and the
+    request's echo), encoded once per reply."""
+
+    id: str
+    created: str
+    before_output: str
+    before_usage: str
+    after_usage: str
+
+
+def _head(r: Reply) -> _Head:
+    get = r.echo.get
+    return _Head(
+        _dump(response_id(r)), _json(r.created),
+        f'"instructions": {_json(get("instructions"))}, '
+        f'"max_output_tokens": {_json(get("max_output_tokens"))}, "max_tool_calls": null, '
+        f'"model": {_json(r.model)}',
+        f'"parallel_tool_calls": {_json(get("parallel_tool_calls", True))}, '
+        f'"previous_response_id": {_json(get("previous_response_id"))}, '
+        f'"reasoning": {_json(get("reasoning", _NO_REASONING))}, "service_tier": "default", '
+        f'"store": {_json(get("store", True))}, "temperature": {_json(get("temperature", 1.0))}, '
+        f'"text": {_json(get("text", _TEXT_FORMAT))}, '
+        f'"tool_choice": {_json(get("tool_choice", "auto"))}, '
+        f'"tools": {_json(get("tools", []))}, "top_logprobs": 0, '
+        f'"top_p": {_json(get("top_p", 1.0))}, '
+        f'"truncation": {_json(get("truncation", "disabled"))}',
+        f'"user": {_json(get("user"))}, "metadata": {_json(get("metadata", {}))}',
+    )
+
+
+def _response(r: Reply, head: _Head, status: str, output: str = "[]", *, usage: bool = False,
+              error: dict[str, Any] | None = None) -> str:
+    """The ``response`` object in a given state, as JSON (``output``: its items, as JSON)."""
+    completed = f', "completed_at": {head.created}' if status in ("completed", "incomplete") else ""
+    incomplete = '{"reason": "max_output_tokens"}' if status == "incomplete" else "null"
+    return (
+        f'{{"id": {head.id}, "object": "response", "created_at": {head.created}, '
+        f'"status": "{status}", "background": false, "error": {_json(error)}, '
+        f'"incomplete_details": {incomplete}, {head.before_output}, "output": {output}, '
+        f'{head.before_usage}, "usage": {_usage(r) if usage else "null"}, '
+        f'{head.after_usage}{completed}}}'
+    )
 
 
 def _final_status(r: Reply) -> str:
@@ -276,32 +330,68 @@ def _call_id(call: ToolCall) -> str:
     return call.id or derive_id("call_", call.name)
 
 
-def _items(r: Reply) -> list[dict[str, Any]]:
-    """The finished output items of a reply (the ``output`` of the final response)."""
-    status = _final_status(r)
-    items: list[dict[str, Any]] = []
+@dataclass(slots=True)
+class _Item:
+    """One output item of a reply: its ``type``, its id and a call's ``call_id`` and ``name``
+    as JSON, and the pieces of its text (summary, answer or arguments)."""
+
+    type: str
+    id: str
+    pieces: Sequence[str]
+    call_id: str = ""
+    name: str = ""
+    _text: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The whole text, as JSON (encoded when first asked: when the item closes)."""
+        if self._text is None:
+            self._text = _dump("".join(self.pieces))
+        return self._text
+
+    def part(self) -> str:
+        """The finished summary or content part."""
+        kind = "summary_text" if self.type == "reasoning" else "output_text"
+        extra = "" if self.type == "reasoning" else '"annotations": [], "logprobs": [], '
+        return f'{{"type": "{kind}", {extra}"text": {self.text}}}'
+
+    def state(self, status: str | None) -> str:
+        """The item as ``response.output_item.added`` has it (``status`` None: empty, in
+        progress) or finished (a message with the reply's final ``status``)."""
+        done = status is not None
+        if self.type == "reasoning":
+            summary = self.part() if done else ""
+            return f'{{"id": {self.id}, "type": "reasoning", "summary": [{summary}]}}'
+        if self.type == "message":
+            content = self.part() if done else ""
+            return (f'{{"id": {self.id}, "type": "message", "status": "{status or "in_progress"}", '
+                    f'"content": [{content}], "role": "assistant"}}')
+        progress, arguments = ("completed", self.text) if done else ("in_progress", '""')
+        return (f'{{"id": {self.id}, "type": "function_call", "status": "{progress}", '
+                f'"arguments": {arguments}, "call_id": {self.call_id}, "name": {self.name}}}')
+
+
+def _items(r: Reply) -> list[_Item]:
+    """The output items of a reply, in order."""
+    items: list[_Item] = []
     if r.reasoning:
-        items.append({"id": derive_id("rs_", r.id), "type": "reasoning",
-                      "summary": [{"type": "summary_text", "text": "".join(r.reasoning)}]})
+        items.append(_Item("reasoning", _dump(derive_id("rs_", r.id)), r.reasoning))
     if r.content:
-        items.append({"id": derive_id("msg_", r.id), "type": "message", "status": status,
-                      "content": [_text_part(r.text)], "role": "assistant"})
+        items.append(_Item("message", _dump(derive_id("msg_", r.id)), r.content))
     for call in r.tool_calls:
-        items.append({"id": derive_id("fc_", _call_id(call)), "type": "function_call",
-                      "status": "completed", "arguments": "".join(call.arguments),
-                      "call_id": _call_id(call), "name": call.name})
+        call_id = _call_id(call)
+        items.append(_Item("function_call", _dump(derive_id("fc_", call_id)), call.arguments,
+                           _json(call_id), _json(call.name)))
     return items
 
 
-def _text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+def _output(items: list[_Item], status: str) -> str:
+    return "[" + ", ".join(item.state(status) for item in items) + "]"
 
 
 # -- streamed events ------------------------------------------------------------------------------
 
-
-def _dump(event: dict[str, Any]) -> str:
-    return json.dumps(event, ensure_ascii=False)
+_EMPTY_TEXT_PART = '{"type": "output_text", "annotations": [], "logprobs": [], "text": ""}'
 
 
 def _events(r: Reply) -> Iterator[tuple[float, str, str]]:
@@ -311,56 +401,47 @@ def _events(r: Reply) -> Iterator[tuple[float, str, str]]:
     sequence number is placed by the caller (one format string per delta: no dict per token).
     """
     items = _items(r)
-    start = _dump({"response": _response(r, "in_progress", [])})[1:]
+    status = _final_status(r)
+    head = _head(r)
+    start = f'"response": {_response(r, head, "in_progress")}}}'
     yield 0.0, "response.created", start
     yield 0.0, "response.in_progress", start
-    kinds = [item["type"] for item in items]
     open_item: int | None = None
     last_at = 0.0
 
     def close(index: int, at: float) -> Iterator[tuple[float, str, str]]:
         item = items[index]
-        where = f'"item_id": {json_str(item["id"])}, "output_index": {index}'
-        if item["type"] == "reasoning":
-            text = item["summary"][0]["text"]
-            part = {"type": "summary_text", "text": text}
+        where = f'"item_id": {item.id}, "output_index": {index}'
+        if item.type == "reasoning":
             yield at, "response.reasoning_summary_text.done", (
-                f'{where}, "summary_index": 0, "text": {json_str(text)}}}')
+                f'{where}, "summary_index": 0, "text": {item.text}}}')
             yield at, "response.reasoning_summary_part.done", (
-                f'{where}, "summary_index": 0, "part": {_dump(part)}}}')
-        elif item["type"] == "message":
-            text = item["content"][0]["text"]
+                f'{where}, "summary_index": 0, "part": {item.part()}}}')
+        elif item.type == "message":
             yield at, "response.output_text.done", (
-                f'{where}, "content_index": 0, "text": {json_str(text)}, "logprobs": []}}')
+                f'{where}, "content_index": 0, "text": {item.text}, "logprobs": []}}')
             yield at, "response.content_part.done", (
-                f'{where}, "content_index": 0, "part": {_dump(_text_part(text))}}}')
+                f'{where}, "content_index": 0, "part": {item.part()}}}')
         else:
             yield at, "response.function_call_arguments.done", (
-                f'{where}, "name": {json_str(item["name"])}, '
-                f'"arguments": {json_str(item["arguments"])}}}')
-        yield at, "response.output_item.done", f'"output_index": {index}, "item": {_dump(item)}}}'
+                f'{where}, "name": {item.name}, "arguments": {item.text}}}')
+        yield at, "response.output_item.done", (
+            f'"output_index": {index}, "item": {item.state(status)}}}')
 
     def begin(index: int, at: float) -> Iterator[tuple[float, str, str]]:
-        item = dict(items[index])
-        where = f'"item_id": {json_str(item["id"])}, "output_index": {index}'
-        if item["type"] == "reasoning":
-            item["summary"] = []
-            yield at, "response.output_item.added", (
-                f'"output_index": {index}, "item": {_dump(item)}}}')
+        item = items[index]
+        yield at, "response.output_item.added", (
+            f'"output_index": {index}, "item": {item.state(None)}}}')
+        where = f'"item_id": {item.id}, "output_index": {index}'
+        if item.type == "reasoning":
             yield at, "response.reasoning_summary_part.added", (
                 f'{where}, "summary_index": 0, '
                 f'"part": {{"type": "summary_text", "text": ""}}}}')
-        elif item["type"] == "message":
-            item.update(status="in_progress", content=[])
-            yield at, "response.output_item.added", (
-                f'"output_index": {index}, "item": {_dump(item)}}}')
+        elif item.type == "message":
             yield at, "response.content_part.added", (
-                f'{where}, "content_index": 0, "part": {_dump(_text_part(""))}}}')
-        else:
-            item.update(status="in_progress", arguments="")
-            yield at, "response.output_item.added", (
-                f'"output_index": {index}, "item": {_dump(item)}}}')
+                f'{where}, "content_index": 0, "part": {_EMPTY_TEXT_PART}}}')
 
+    kinds = [item.type for item in items]
     index_of = {"reasoning": kinds.index("reasoning") if "reasoning" in kinds else -1,
                 "content": kinds.index("message") if "message" in kinds else -1}
     first_call = kinds.index("function_call") if "function_call" in kinds else len(kinds)
@@ -372,8 +453,7 @@ def _events(r: Reply) -> Iterator[tuple[float, str, str]]:
                 yield from close(open_item, last_at)
             yield from begin(index, at)
             open_item = index
-            item_id = json_str(items[index]["id"])
-            prefix = f'"item_id": {item_id}, "output_index": {index}, '
+            prefix = f'"item_id": {items[index].id}, "output_index": {index}, '
             if kind == "call":
                 last_at = at
                 continue
@@ -389,9 +469,8 @@ def _events(r: Reply) -> Iterator[tuple[float, str, str]]:
                 f'{prefix}"delta": {json_str(text)}}}')
     if open_item is not None:
         yield from close(open_item, last_at)
-    status = _final_status(r)
-    final = {"response": _response(r, status, items, usage=True)}
-    yield r.end, f"response.{status}", _dump(final)[1:]
+    final = _response(r, head, status, _output(items, status), usage=True)
+    yield r.end, f"response.{status}", f'"response": {final}}}'
 
 
 def _payload(kind: str, seq: int, rest: str) -> str:
@@ -402,8 +481,9 @@ def reply_frames(r: Reply, path: str) -> Iterator[Frame]:
     """The reply's frames for ``path``: one event per frame ("sse" bytes with ``event:`` lines,
     "ws" text messages) or one "json" body (the response object)."""
     if path == "json":
-        body = _response(r, _final_status(r), _items(r), usage=True)
-        yield Frame(r.end, json.dumps(body, ensure_ascii=False).encode())
+        status = _final_status(r)
+        body = _response(r, _head(r), status, _output(_items(r), status), usage=True)
+        yield Frame(r.end, body.encode())
         return
     for seq, (at, kind, rest) in enumerate(_events(r)):
         payload = _payload(kind, seq, rest)
@@ -427,10 +507,9 @@ def _error_events(r: Reply | None, code: int, index: int) -> list[tuple[str, str
                                      f'{json_str(message)}, "param": null}}')
     events = [("error", error)]
     if r is not None:
-        failed = {"response": _response(r, "failed", [], error={"code": kind,
-                                                                "message": message})}
+        failed = _response(r, _head(r), "failed", error={"code": kind, "message": message})
         events.append(("response.failed",
-                       _payload("response.failed", index + 1, _dump(failed)[1:])))
+                       _payload("response.failed", index + 1, f'"response": {failed}}}')))
     return events
 
 
@@ -446,9 +525,7 @@ def _strip_ws(data: bytes | str) -> bytes | str:
     return "" if isinstance(data, str) and _TERMINAL_WS.match(data) else data
 
 
-def frame_kit(path: str, r: Reply | None = None) -> FrameKit:
-    """The end marker is the terminal ``response.completed``/``incomplete`` event; an
-    in-stream error is ``error`` + ``response.failed`` (numbered where it stands)."""
+def _kit(path: str, r: Reply | None) -> FrameKit:
     if path == "sse":
         return FrameKit(
             strip_done=_strip_sse,
@@ -464,6 +541,16 @@ def frame_kit(path: str, r: Reply | None = None) -> FrameKit:
             malformed='{"type": "response.output_text.delta", "delta": "',
         )
     return FrameKit()
+
+
+_KITS = {path: _kit(path, None) for path in ("sse", "ws", "json")}
+
+
+def frame_kit(path: str, r: Reply | None = None) -> FrameKit:
+    """The end marker is the terminal ``response.completed``/``incomplete`` event; an
+    in-stream error is ``error`` + ``response.failed`` (numbered where it stands; without a
+    reply, the ``error`` alone). Made once per path when no reply is given."""
+    return _KITS[path] if r is None else _kit(path, r)
 
 
 def ws_error(err: MockError) -> str:

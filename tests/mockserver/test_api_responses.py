@@ -127,6 +127,39 @@ def test_wire_event_order_and_fields(holy_mock: MockServer) -> None:
                           "content_index", "delta", "logprobs"}
 
 
+@pytest.mark.parametrize("echo", [
+    {},
+    {"instructions": "Sé breve ✓ \"q\"\n", "temperature": 0, "top_p": 0.25, "user": "u-1",
+     "store": False, "parallel_tool_calls": False, "truncation": "auto", "max_output_tokens": 40,
+     "metadata": {"b": "é", "a": "1"}, "reasoning": {"summary": "auto", "effort": "low"},
+     "text": {"verbosity": "low", "format": {"type": "text"}},
+     "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+     "tool_choice": {"type": "function", "name": "f"}},
+])
+def test_every_payload_is_the_json_encoders_own_text(holy_mock: MockServer, echo: dict) -> None:
+    """The events and the body are written as text around per-request pieces: each payload is
+    byte for byte what ``json.dumps(..., ensure_ascii=False)`` writes for its value (separators,
+    escaping, key order), and the response object repeats the request as it was sent."""
+    body = {"model": "gpt-4.1", "input": "hi", **echo}
+    headers = {"X-Mock-Reasoning": "3", "X-Mock-Tokens": "5", "X-Mock-TTFT-Ms": "0",
+               "X-Mock-TPS": "0"}
+    streamed = raw_request(holy_mock.url, "/v1/responses", {**body, "stream": True},
+                           headers=headers)
+    whole = raw_request(holy_mock.url, "/v1/responses", body, headers=headers)
+    payloads = [block.split("\ndata: ", 1)[1] for block in streamed.body.decode().split("\n\n")
+                if block]
+    payloads.append(whole.body.decode())
+    for payload in payloads:
+        assert payload == json.dumps(json.loads(payload), ensure_ascii=False)
+    objects = [json.loads(p) for p in payloads]
+    for response in [o["response"] for o in objects[:2]] + [objects[-2]["response"], objects[-1]]:
+        for name, value in echo.items():
+            assert json.dumps(response[name]) == json.dumps(value)  # key order and types too
+    for final in (objects[-1], objects[-2]["response"]):
+        assert [item["type"] for item in final["output"]] == ["reasoning", "message"]
+        assert final["usage"]["output_tokens_details"] == {"reasoning_tokens": 3}
+
+
 @pytest.mark.parametrize(("body", "param"), [
     ({"input": "x"}, "model"),
     ({"model": "gpt-4.1"}, "input"),

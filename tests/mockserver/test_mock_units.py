@@ -195,18 +195,33 @@ def test_shared_store_reset_keeps_what_began_after_it(tmp_path) -> None:
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_stores_remember_conversations_for_every_worker(tmp_path, shared: bool) -> None:
-    """What ``previous_response_id`` continues is kept where every worker sees it, bounded,
+    """What ``previous_response_id`` continues is kept where every worker sees it — the
+    remembering worker at once, the others from its next publish (or journal flush) — bounded,
     and forgotten by a reset."""
     from mockserver._store import MEMORY_SIZE, MemoryStore, SharedStore
 
     a = SharedStore(tmp_path / "s.db", slot=0) if shared else MemoryStore()
     b = SharedStore(tmp_path / "s.db", slot=1) if shared else a
-    a.remember("response:resp_1", '[{"role": "user", "content": "hi"}]')
-    assert b.recall("response:resp_1") == '[{"role": "user", "content": "hi"}]'
+    doc = '[{"role": "user", "content": "hi"}]'
+    a.remember("response:resp_1", doc)
+    assert a.recall("response:resp_1") == doc
+    assert b.recall("response:resp_1") == (None if shared else doc)
+    a.publish()
+    assert b.recall("response:resp_1") == doc
     for i in range(MEMORY_SIZE):
         b.remember(f"response:r{i}", "[]")
+    b.publish()
     assert a.recall("response:resp_1") is None and a.recall(f"response:r{MEMORY_SIZE - 1}")
+    a.remember("response:flushed", doc)
+    if shared:
+        a.sync()  # a reply that never reached its first event is written by the flush
+    assert b.recall("response:flushed") == doc
+    a.remember("response:pending", doc)
     b.reset()
     assert a.recall(f"response:r{MEMORY_SIZE - 1}") is None
+    a.reset()
+    assert a.recall("response:pending") is None
+    a.publish()
+    assert b.recall("response:pending") is None
     for store in {id(a): a, id(b): b}.values():
         store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -130,3 +131,55 @@ def test_an_in_progress_record_of_another_worker_shows_its_frames() -> None:
             thread.join(10)
         done = wait_for(lambda: mock.journal()[-1]["ended"] and mock.journal()[-1], timeout=5)
         assert (done["outcome"], done["chunks_sent"]) == ("completed", 31)
+
+
+def respond(url: str, body: dict, **headers: str) -> httpx.Response:
+    with httpx.Client(headers={**AUTH, **headers}) as http:  # a fresh connection: any worker
+        return http.post(f"{url}/responses", json={"model": "gpt-4.1", **body})
+
+
+def parallel(fn, n: int) -> dict[int, object]:
+    """``fn(i)`` for i < n, each in its own thread, all started at once."""
+    results: dict[int, object] = {}
+    threads = [threading.Thread(target=lambda i=i: results.setdefault(i, fn(i)))
+               for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+@pytest.mark.slow
+def test_a_stored_response_continues_on_either_worker_once_its_first_event_is_out() -> None:
+    """The conversation of a Responses reply reaches the shared store before its first event
+    (which names it) goes out — written with the other replies of the same pacer turn — so a
+    client may continue it on any worker at once: mid-stream, and after many concurrent
+    replies."""
+    with MockServer(workers=2, ttft_ms=0, tps=0) as mock:
+
+        def first_event_then_continue(round_: int) -> bool:
+            slow = raw_request(mock.url, "/v1/responses",
+                               {"model": "gpt-4.1", "input": f"first {round_}", "stream": True},
+                               headers={"X-Mock-TPS": "2", "X-Mock-Tokens": "40"}, stop_after=1)
+            assert slow.body.startswith(b"event: response.created\n")
+            data = slow.body.split(b"\ndata: ", 1)[1].split(b"\n", 1)[0]
+            first_id = json.loads(data)["response"]["id"]
+            codes = parallel(lambda i: raw_request(mock.url, "/v1/responses", {
+                "model": "gpt-4.1", "input": f"next {round_}",
+                "previous_response_id": first_id}).status, 8)
+            assert codes == {i: 200 for i in range(8)}
+            records = wait_for(lambda: [r for r in mock.journal() if r["ended"] and str(
+                round_) in r["request"]["input"]] if len(mock.journal()) >= 9 * (round_ + 1)
+                else None, timeout=5)
+            return len({r["worker"] for r in records}) == 2  # one continued on the other
+
+        assert any(first_event_then_continue(round_) for round_ in range(5))
+
+        def turn(i: int) -> tuple[int, int]:
+            first = respond(mock.url, {"input": f"hello {i}", "stream": False})
+            second = respond(mock.url, {"input": "and?", "previous_response_id":
+                                        first.json()["id"]})
+            return first.status_code, second.status_code
+
+        assert parallel(turn, 16) == {i: (200, 200) for i in range(16)}
