@@ -145,6 +145,43 @@ def raw_worker(port: int, ttft_ms: float, tps: float, tokens: int, api: str) -> 
     asyncio.run(main())
 
 
+def aiohttp_worker(port: int, ttft_ms: float, tps: float, tokens: int, api: str) -> None:
+    """One process of a minimal aiohttp handler pacing the same pre-encoded frames as ``raw``
+    (absolute deadlines, one sleep per frame): what aiohttp's own HTTP machinery costs."""
+    from aiohttp import web
+
+    frames = chunk_frames(api, tokens, ttft_ms / 1000, 1 / tps if tps else 0.0)
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await request.read()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await resp.prepare(request)
+        for at, chunk in frames:
+            delay = start + at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        app = web.Application()
+        app.router.add_post("/{path:.*}", answer)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True).start()
+        print("ready", flush=True)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
 def bare_server(tokens: int, api: str) -> None:
     """A bare aiohttp handler writing the mock's pre-encoded bytes (capacity reference)."""
     from aiohttp import web
@@ -203,19 +240,27 @@ def start_mock(workers: int, *flags: str) -> Server:
     proc = _popen("-m", "mockserver", "--port", "0", "--no-cassettes", "--workers",
                   str(workers), *flags)
     assert proc.stdout is not None
-    return Server("mock", [proc], proc.stdout.readline().strip())
+    url = proc.stdout.readline().strip()
+    if not url:
+        proc.wait(10)
+        raise SystemExit(f"the mock did not start ({' '.join(flags)}, {workers} worker(s)): "
+                         f"exit code {proc.returncode}")
+    return Server("mock", [proc], url)
 
 
-def start_raw(workers: int, ttft_ms: float, tps: float, tokens: int, api: str) -> Server:
+def start_raw(workers: int, ttft_ms: float, tps: float, tokens: int, api: str,
+              kind: str = "raw") -> Server:
+    """``workers`` processes of the raw-asyncio (or, ``kind="aiohttp"``, the minimal aiohttp)
+    paced reference on one port."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", 0))  # reserves the port; the workers listen on it
     port = sock.getsockname()[1]
-    procs = [_popen(__file__, "--raw-worker", str(port), str(ttft_ms), str(tps), str(tokens),
-                    api) for _ in range(workers)]
+    procs = [_popen(__file__, f"--{kind}-worker", str(port), str(ttft_ms), str(tps),
+                    str(tokens), api) for _ in range(workers)]
     for proc in procs:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return Server("raw", procs, f"http://127.0.0.1:{port}/v1", sock)
+    return Server(kind, procs, f"http://127.0.0.1:{port}/v1", sock)
 
 
 def start_bare(tokens: int, api: str) -> Server:
@@ -377,7 +422,10 @@ def main() -> None:
     p.add_argument("--api", nargs="+", choices=list(WIRES), default=["chat"],
                    help="the API wire(s) to measure (default chat)")
     p.add_argument("--client", nargs=6, help=argparse.SUPPRESS)
+    p.add_argument("--aiohttp-reference", action="store_true",
+                   help="also time a minimal paced aiohttp handler (what aiohttp itself costs)")
     p.add_argument("--raw-worker", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--aiohttp-worker", nargs=5, help=argparse.SUPPRESS)
     p.add_argument("--bare-server", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.client:
@@ -386,6 +434,10 @@ def main() -> None:
     if args.raw_worker:
         port, ttft, tps, tokens, api = args.raw_worker
         raw_worker(int(port), float(ttft), float(tps), int(tokens), api)
+        return
+    if args.aiohttp_worker:
+        port, ttft, tps, tokens, api = args.aiohttp_worker
+        aiohttp_worker(int(port), float(ttft), float(tps), int(tokens), api)
         return
     if args.bare_server:
         bare_server(int(args.bare_server[0]), args.bare_server[1])
@@ -403,33 +455,38 @@ def main() -> None:
           "| drift p99 | complete | client busy |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     ratios = []
+    kinds = ["raw", "aiohttp"] if args.aiohttp_reference else ["raw"]
     timeout = args.tokens / args.tps + 30
     for api in args.api:
         for workers in args.workers:
             mock = start_mock(workers, "--ttft-ms", str(args.ttft_ms), "--tps", str(args.tps),
                               "--jitter-ms", "0")
-            raw = start_raw(workers, args.ttft_ms, args.tps, args.tokens, api)
+            servers = [mock] + [start_raw(workers, args.ttft_ms, args.tps, args.tokens, api,
+                                          kind) for kind in kinds]
             try:
                 for streams in args.streams:
                     found = {}
-                    for server in (mock, raw):
+                    for server in servers:
                         result = run_client(server.url, streams, args.tokens,
                                             args.spread_ms / 1000, timeout, api)
                         e = errors(result, ttft_s, gap_s, args.tokens)
                         found[server.label] = e
                         print(row(api, server.label, workers, streams, e, result), flush=True)
-                    m, r = found["mock"], found["raw"]
-                    ratios.append((api, workers, streams, pct(m["gap"], .99) / pct(r["gap"], .99),
-                                   pct(m["ttft"], .99) / pct(r["ttft"], .99),
-                                   pct(m["gap"], .99)))
+                    r = found["raw"]
+                    for label in ("mock", "aiohttp"):
+                        if (m := found.get(label)) is not None:
+                            ratios.append((label, api, workers, streams,
+                                           pct(m["gap"], .99) / pct(r["gap"], .99),
+                                           pct(m["ttft"], .99) / pct(r["ttft"], .99),
+                                           pct(m["gap"], .99)))
             finally:
-                mock.stop()
-                raw.stop()
-    print("\nmock / raw, p99 error ratios (target <= 1.5 at 1,000 streams):")
-    for api, workers, streams, gap, ttft, gap_p99 in ratios:
+                for server in servers:
+                    server.stop()
+    print("\n<server> / raw, p99 error ratios (target for the mock <= 1.5 at 1,000 streams):")
+    for label, api, workers, streams, gap, ttft, gap_p99 in ratios:
         goal = " (goal: gap p99 <= 15 ms)" if workers == 2 and streams == 2000 else ""
-        print(f"  {api}: {workers} worker(s), {streams:>5} streams: gap {gap:.2f}x, "
-              f"TTFT {ttft:.2f}x; mock gap p99 {gap_p99:.1f} ms{goal}")
+        print(f"  {label} {api}: {workers} worker(s), {streams:>5} streams: gap {gap:.2f}x, "
+              f"TTFT {ttft:.2f}x; {label} gap p99 {gap_p99:.1f} ms{goal}")
     for api in [] if args.no_capacity else args.api:
         mock = start_mock(1, "--speed", "0")
         bare = start_bare(5000, api)
