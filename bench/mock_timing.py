@@ -25,7 +25,8 @@ reply at the same offsets, and the client times that API's delta events (``outpu
 
 Capacity: chunks/s each server delivers at speed 0 to 8 concurrent 5,000-token streams, the mock
 against ``bare``, an aiohttp handler that writes the same pre-encoded bytes with
-``await resp.write(chunk)`` and nothing else.
+``await resp.write(chunk)`` and nothing else. ``--aiohttp-reference`` times the same handler
+paced like ``raw`` as a third server: what aiohttp's own request handling costs at each size.
 
 The client is a raw ``epoll`` loop over non-blocking sockets (no asyncio, no HTTP library): it
 connects every stream before the clock starts (TTFT counts from sending the request, as with a
@@ -147,7 +148,8 @@ def raw_worker(port: int, ttft_ms: float, tps: float, tokens: int, api: str) -> 
 
 def aiohttp_worker(port: int, ttft_ms: float, tps: float, tokens: int, api: str) -> None:
     """One process of a minimal aiohttp handler pacing the same pre-encoded frames as ``raw``
-    (absolute deadlines, one sleep per frame): what aiohttp's own HTTP machinery costs."""
+    (absolute deadlines, one sleep per frame): what aiohttp's own HTTP machinery costs. At
+    ``tps`` 0 every frame is due at once: ``bare``, the capacity reference."""
     from aiohttp import web
 
     frames = chunk_frames(api, tokens, ttft_ms / 1000, 1 / tps if tps else 0.0)
@@ -159,8 +161,7 @@ def aiohttp_worker(port: int, ttft_ms: float, tps: float, tokens: int, api: str)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await resp.prepare(request)
         for at, chunk in frames:
-            delay = start + at - loop.time()
-            if delay > 0:
+            if at and (delay := start + at - loop.time()) > 0:
                 await asyncio.sleep(delay)
             await resp.write(chunk)
         await resp.write_eof()
@@ -178,33 +179,6 @@ def aiohttp_worker(port: int, ttft_ms: float, tps: float, tokens: int, api: str)
         print("ready", flush=True)
         await stop.wait()
         await runner.cleanup()
-
-    asyncio.run(main())
-
-
-def bare_server(tokens: int, api: str) -> None:
-    """A bare aiohttp handler writing the mock's pre-encoded bytes (capacity reference)."""
-    from aiohttp import web
-
-    frames = [data for _, data in chunk_frames(api, tokens)]
-
-    async def answer(request: web.Request) -> web.StreamResponse:
-        await request.read()
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
-        await resp.prepare(request)
-        for chunk in frames:
-            await resp.write(chunk)
-        await resp.write_eof()
-        return resp
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/{path:.*}", answer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        print(f"http://127.0.0.1:{runner.addresses[0][1]}/v1", flush=True)
-        await asyncio.Event().wait()
 
     asyncio.run(main())
 
@@ -264,9 +238,10 @@ def start_raw(workers: int, ttft_ms: float, tps: float, tokens: int, api: str,
 
 
 def start_bare(tokens: int, api: str) -> Server:
-    proc = _popen(__file__, "--bare-server", str(tokens), api)
-    assert proc.stdout is not None
-    return Server("bare", [proc], proc.stdout.readline().strip())
+    """The capacity reference: the minimal aiohttp handler, every frame due at once."""
+    server = start_raw(1, 0.0, 0.0, tokens, api, "aiohttp")
+    server.label = "bare"
+    return server
 
 
 # -- the measuring client (its own process) -----------------------------------------------
@@ -426,7 +401,6 @@ def main() -> None:
                    help="also time a minimal paced aiohttp handler (what aiohttp itself costs)")
     p.add_argument("--raw-worker", nargs=5, help=argparse.SUPPRESS)
     p.add_argument("--aiohttp-worker", nargs=5, help=argparse.SUPPRESS)
-    p.add_argument("--bare-server", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.client:
         client_main(args.client)
@@ -438,9 +412,6 @@ def main() -> None:
     if args.aiohttp_worker:
         port, ttft, tps, tokens, api = args.aiohttp_worker
         aiohttp_worker(int(port), float(ttft), float(tps), int(tokens), api)
-        return
-    if args.bare_server:
-        bare_server(int(args.bare_server[0]), args.bare_server[1])
         return
     if args.quick:
         args.streams, args.workers = [500, 1000], [1]

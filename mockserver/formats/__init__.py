@@ -40,6 +40,7 @@ __all__ = [
     "chat_view",
     "decoded",
     "derive_id",
+    "dump_json",
     "objects",
     "json_str",
     "parse_json",
@@ -148,13 +149,14 @@ def parse_json(data: bytes | str, *, hint: str = "Send a JSON object.") -> Any:
         ) from None
 
 
-_dump_str = json.JSONEncoder(ensure_ascii=False).encode
+#: ``json.dumps(value, ensure_ascii=False)`` without the per-call keyword handling.
+dump_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 @functools.lru_cache(maxsize=8192)
 def json_str(text: str) -> str:
     """A JSON string literal (cached: generated text repeats a small vocabulary)."""
-    return _dump_str(text)
+    return dump_json(text)
 
 
 def sse_event(name: str, payload: str) -> bytes:

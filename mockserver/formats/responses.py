@@ -36,7 +36,7 @@ from .._errors import MockError, status_error
 from .._faults import FrameKit
 from .._frames import Frame
 from .._reply import Reply, ToolCall
-from . import chat, chat_view, decoded, derive_id, json_str, objects, sse_event
+from . import chat, chat_view, decoded, derive_id, dump_json, json_str, objects, sse_event
 
 __all__ = [
     "API",
@@ -231,7 +231,7 @@ def parse_request(body: Any, route: Mapping[str, str] | None = None) -> Response
 # constant parts, so that a reply costs no encoding of the whole response object (twice at its
 # start, in ``response.created`` and ``response.in_progress``) nor of its items.
 
-_dump = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(o, ensure_ascii=False)
+_dump = dump_json
 # The defaults a request's echo shares (read only): their JSON is written once.
 _NO_REASONING: dict[str, Any] = {"effort": None, "summary": None}
 _TEXT_FORMAT: dict[str, Any] = {"format": {"type": "text"}, "verbosity": "medium"}
